@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# ksm-rs: Kernel Samepage Merging in Rust. This Makefile drives the work on
+# the project (it is not the kernel's top-level Makefile):
+#
+#   make run      [KSM=rust|c]      boot a kernel and show KSM merging a workload
+#   make test     [KSM=c|rust] [FLAVOUR=debug]   everything CI runs
+#   make vm       KSM=rust|c [FLAVOUR=debug] CMD='...' [FILES=dir] [MEM=2G] [SMP=2] [TIMEOUT=s]
+#   make kernel   [KSM=...] [FLAVOUR=...]   only build vmlinux
+#   make setup    toolchain and kernel source
+#   make patches  git format-patch series of the project against the kernel
+#   make rustfmt  format the Rust sources with the kernel's rustfmt config
+#
+# Caches (kernel source, build trees, toolchain pieces, logs) live in
+# $(XDG_CACHE_HOME)/ksm-rs, default ~/.cache/ksm-rs; KSRC=/path uses an
+# existing kernel tree instead of Debian's linux-source-7.2.
+
+S := scripts/ksm-rs
+export KSM FLAVOUR CMD FILES MEM SMP TIMEOUT ACCEL KSRC
+
+# The Rust side merges nothing until the merge engine lands.
+KSM_RS_ENGINE := no
+
+.PHONY: help setup kernel vm run test patches rustfmt
+help:
+	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
+
+setup:
+	@$(S)/setup-toolchain.sh && $(S)/prepare-tree.sh >/dev/null
+
+kernel:
+	@$(S)/build-kernel.sh $(or $(KSM),rust) $(or $(FLAVOUR),base) >/dev/null
+
+vm:
+	@$(S)/vm.sh
+
+run:
+ifeq ($(or $(KSM),rust)$(KSM_RS_ENGINE),rustno)
+	@echo "make run: the Rust implementation of KSM is not built yet: mm/ksm_rs does not merge"
+	@echo "pages so far (see the open issues). 'make run KSM=c' shows the same demo on mm/ksm.c."
+	@exit 1
+else
+	@CMD='ksm-rs-run 4 64 75' $(S)/vm.sh
+endif
+
+test:
+	@$(S)/test.sh
+
+patches:
+	@$(S)/patches.sh
+
+rustfmt:
+	@$(S)/rustfmt.sh

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# test.sh: everything CI runs. rustfmt check, kernel build(s), then in the
+# VM: the project's KUnit suites, the upstream KSM selftests (every mode
+# run_vmtests.sh uses for ksm and ksm_numa, and ksm_functional_tests) and
+# the project's selftests. Ends with "N passed, N failed, N skipped".
+#
+#   KSM=c|rust (default: the flavour whose engine is complete)  FLAVOUR=base|debug
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+KSM=${KSM:-$KSM_DEFAULT_TEST}
+FLAVOUR=${FLAVOUR:-base}
+t0=$(date +%s)
+pass=0 fail=0 skip=0
+failed=()
+result() {	# result ok|fail|skip NAME
+	case $1 in
+	ok) pass=$((pass + 1)); printf '  ok      %s\n' "$2" ;;
+	skip) skip=$((skip + 1)); printf '  skip    %s\n' "$2" ;;
+	*) fail=$((fail + 1)); failed+=("$2"); printf '  FAIL    %s\n' "$2" ;;
+	esac
+}
+
+step "[1/4] toolchain and kernel source"
+"$KSM_RS_TOP/scripts/ksm-rs/setup-toolchain.sh" || die "toolchain setup failed"
+KSRC=$("$KSM_RS_TOP/scripts/ksm-rs/prepare-tree.sh") || die "kernel source preparation failed"
+
+step "[2/4] rustfmt --check (the kernel's .rustfmt.toml)"
+rs_files=$(cd "$KSM_RS_TOP" && git ls-files --cached --others --exclude-standard '*.rs')
+if [ -z "$rs_files" ]; then
+	result skip "rustfmt: no Rust files"
+elif "$KSM_RS_TOP/scripts/ksm-rs/rustfmt.sh" --check; then
+	result ok "rustfmt: $(echo "$rs_files" | wc -l) files"
+else
+	result fail "rustfmt: run 'make rustfmt'"
+fi
+
+step "[3/4] kernel builds"
+others=()
+[ "$KSM" = c ] && others=(rust)	# keep the Rust side building until it is the default
+for k in "$KSM" "${others[@]}"; do
+	if "$KSM_RS_TOP/scripts/ksm-rs/build-kernel.sh" "$k" "$FLAVOUR" >/dev/null; then
+		result ok "build: KSM=$k FLAVOUR=$FLAVOUR vmlinux with the whole ksm.h interface"
+	else
+		result fail "build: KSM=$k FLAVOUR=$FLAVOUR"
+	fi
+done
+
+step "[4/4] selftests in the VM (KSM=$KSM FLAVOUR=$FLAVOUR)"
+timeout=1200
+[ "$FLAVOUR" = debug ] && timeout=3600
+LOGDIR=$CACHE/logs/test-$KSM-$FLAVOUR-$(date +%Y%m%d-%H%M%S)
+out=$LOGDIR/output.log
+KSM=$KSM FLAVOUR=$FLAVOUR CMD=ksm-rs-selftests TIMEOUT=$timeout LOGDIR=$LOGDIR \
+	"$KSM_RS_TOP/scripts/ksm-rs/vm.sh" </dev/null >/dev/null
+vmrc=$?
+
+# Merge the TAP of every suite: top-level results, and KUnit's test cases.
+summary=$(tr -d '\r' <"$out" 2>/dev/null | awk '
+	/^### suite: / { suite = $3; next }
+	/^### exit: / { if ($3 != 0 && $3 != 4 && !nres[suite]) print "fail", suite ": exit " $3 " with no result"; next }
+	suite == "" { next }
+	{
+		line = $0
+		if (suite == "kunit") {
+			if (line !~ /^    (not )?ok /) next
+			sub(/^    /, "", line)
+		} else if (line !~ /^(not )?ok /) next
+		name = line
+		sub(/^(not )?ok [0-9]+ (- )?/, "", name)
+		nres[suite]++
+		if (line ~ /^not ok/) print "fail", suite ": " name
+		else if (line ~ /# (SKIP|skip)/) print "skip", suite ": " name
+		else print "ok", suite ": " name
+	}')
+while IFS= read -r l; do
+	[ -n "$l" ] && result "${l%% *}" "${l#* }"
+done <<<"$summary"
+for s in run_vmtests ksm_functional_tests; do
+	grep -q "^### suite: $s" "$out" 2>/dev/null || result fail "$s: did not run"
+done
+if [ "$vmrc" = 125 ]; then
+	result fail "vm: guest crashed, hung or reported a kernel problem (see $LOGDIR/console.log)"
+fi
+
+echo
+echo "logs: $LOGDIR"
+echo "wall time: $(( $(date +%s) - t0 )) s"
+[ ${#failed[@]} = 0 ] || printf 'failed: %s\n' "${failed[@]}"
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" = 0 ]
