@@ -16,6 +16,8 @@
 # existing kernel tree instead of Debian's linux-source-7.2.
 
 S := scripts/ksm-rs
+# CMD reaches the guest shell verbatim: make must not expand its `$`.
+override CMD := $(value CMD)
 export KSM FLAVOUR CMD FILES MEM SMP TIMEOUT ACCEL KSRC
 
 # The Rust side merges nothing until the merge engine lands.
@@ -31,8 +33,9 @@ setup:
 kernel:
 	@$(S)/build-kernel.sh $(or $(KSM),rust) $(or $(FLAVOUR),base) >/dev/null
 
+# make exits 2 whenever a recipe fails; `make vm` promises CMD's status.
 vm:
-	@$(S)/vm.sh
+	@$(S)/vm.sh || exec $(S)/exit-status.sh $$? $(MAKELEVEL)
 
 run:
 ifeq ($(or $(KSM),rust)$(KSM_RS_ENGINE),rustno)

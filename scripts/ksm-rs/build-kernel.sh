@@ -13,6 +13,10 @@ FLAVOUR=${2:-base}
 case "$KSM" in c|rust) ;; *) die "KSM=$KSM: use KSM=c or KSM=rust" ;; esac
 case "$FLAVOUR" in base|debug) ;; *) die "FLAVOUR=$FLAVOUR: use FLAVOUR=base or FLAVOUR=debug" ;; esac
 
+# One build at a time: all flavours share the kernel source tree.
+exec 9>"$CACHE/build.lock"
+flock -n 9 || { ok "waiting for another ksm-rs build to finish"; flock 9; }
+
 "$KSM_RS_TOP/scripts/ksm-rs/setup-toolchain.sh"
 KSRC=$("$KSM_RS_TOP/scripts/ksm-rs/prepare-tree.sh")
 O=$(build_dir "$KSM" "$FLAVOUR")
@@ -71,6 +75,6 @@ __ksm_enter __ksm_exit ksm_zero_pages ksm_might_need_to_copy rmap_walk_ksm folio
 ksm_process_profit ksm_process_mergeable collect_procs_ksm"
 syms=$("$LLVM_NM" --defined-only "$O/vmlinux" | awk '{print $3}')
 for s in $want; do
-	echo "$syms" | grep -qx "$s" || die "vmlinux lacks $s: the KSM interface is incomplete"
+	grep -qx -- "$s" <<<"$syms" || die "vmlinux lacks $s: the KSM interface is incomplete"
 done
 echo "$O"

@@ -78,7 +78,7 @@ summary=$(tr -d '\r' <"$out" 2>/dev/null | awk '
 while IFS= read -r l; do
 	[ -n "$l" ] && result "${l%% *}" "${l#* }"
 done <<<"$summary"
-for s in run_vmtests ksm_functional_tests; do
+for s in run_vmtests_ksm run_vmtests_ksm_numa ksm_functional_tests; do
 	grep -q "^### suite: $s" "$out" 2>/dev/null || result fail "$s: did not run"
 done
 if [ "$vmrc" = 125 ]; then

@@ -85,8 +85,9 @@ step "booting $KSM/$FLAVOUR kernel ($accel, $SMP vCPUs, $MEM, 2 NUMA nodes; kern
 set +e
 timeout -k 10 "$TIMEOUT" qemu-system-x86_64 -accel "$accel" "${qemu_args[@]}" \
 	-serial file:"$console" \
-	-chardev stdio,id=cmd,signal=off,logfile="$output" -serial chardev:cmd
-qrc=$?
+	-chardev stdio,id=cmd,signal=off,logfile="$output" -serial chardev:cmd |
+	{ grep --line-buffered -v '^ksm-rs-exit-status: ' || true; }
+qrc=${PIPESTATUS[0]}
 set -e
 
 status=$(tr -d '\r' <"$output" | sed -n 's/^ksm-rs-exit-status: \([0-9]*\)$/\1/p' | tail -1)
