@@ -5,96 +5,291 @@
 //! The functions that [`include/linux/ksm.h`](srctree/include/linux/ksm.h) declares.
 //!
 //! Each is exported under its C name with `#[export]`, which checks the signature against the C
-//! prototype. In this skeleton they answer as a kernel in which no area is registered for merging.
+//! prototype. This is the FFI edge: raw pointers from C become references here, under the
+//! locking the C callers guarantee (stated in each `# Safety` section).
 
-use kernel::bindings;
-use kernel::prelude::*;
+use crate::scan::ksm;
+use kernel::{
+    bindings,
+    mm::{
+        flags::{VM_MERGEABLE, VM_MERGE_ANY},
+        virt::{flags, VmaRef},
+        Mm,
+    },
+    prelude::*,
+};
+
+/// Whether KSM may merge in a mapping of `file` with `vm_flags` (`ksm_compatible`): private,
+/// not hugetlb, droppable, I/O, PFN or mixed maps, nor DAX files.
+fn ksm_compatible(file: *const bindings::file, vm_flags: bindings::vm_flags_t) -> bool {
+    let refused = flags::SHARED
+        | flags::MAYSHARE
+        | flags::HUGETLB
+        | bindings::VM_DROPPABLE as bindings::vm_flags_t
+        | flags::IO
+        | flags::DONTEXPAND
+        | flags::PFNMAP
+        | flags::MIXEDMAP;
+    // SAFETY: `file` is null or a valid file, as the callers (mmap, madvise) guarantee.
+    vm_flags & refused == 0 && !unsafe { bindings::file_is_dax(file) }
+}
+
+/// Whether `PR_SET_MEMORY_MERGE` should make a mapping mergeable (`__ksm_should_add_vma`).
+fn should_add(file: *const bindings::file, vm_flags: bindings::vm_flags_t) -> bool {
+    vm_flags & flags::MERGEABLE == 0 && ksm_compatible(file, vm_flags)
+}
+
+/// Calls `f` on every VMA of `mm`, stopping at the first error.
+///
+/// # Safety
+///
+/// The caller holds `mm`'s mmap lock for writing.
+unsafe fn for_each_vma(
+    mm: *mut bindings::mm_struct,
+    mut f: impl FnMut(*mut bindings::vm_area_struct) -> Result,
+) -> Result {
+    let mut addr = 0;
+    loop {
+        // SAFETY: The mmap lock is held (safety requirement).
+        let vma = unsafe { bindings::find_vma(mm, addr) };
+        if vma.is_null() {
+            return Ok(());
+        }
+        f(vma)?;
+        // SAFETY: `vma` is valid under the mmap lock.
+        addr = unsafe { (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_end };
+    }
+}
+
+/// Makes every compatible VMA of `mm` mergeable (`ksm_add_vmas`).
+///
+/// # Safety
+///
+/// The caller holds `mm`'s mmap lock for writing.
+unsafe fn add_vmas(mm: *mut bindings::mm_struct) {
+    // SAFETY: The mmap lock is held for writing (safety requirement), which `vm_flags_set`
+    // needs; `vma` is valid under it.
+    let _ = unsafe {
+        for_each_vma(mm, |vma| {
+            let v = VmaRef::from_raw(vma);
+            if should_add((*vma).vm_file, v.flags()) {
+                bindings::vm_flags_set(vma, flags::MERGEABLE);
+            }
+            Ok(())
+        })
+    };
+}
+
+/// Makes every VMA of `mm` unmergeable (`ksm_del_vmas`).
+///
+/// # Safety
+///
+/// The caller holds `mm`'s mmap lock for writing.
+unsafe fn del_vmas(mm: *mut bindings::mm_struct) -> Result {
+    // SAFETY: As for `add_vmas`.
+    unsafe {
+        for_each_vma(mm, |vma| {
+            let v = VmaRef::from_raw(vma);
+            if v.flags() & flags::MERGEABLE == 0 {
+                return Ok(());
+            }
+            crate::break_ksm(v, v.start(), v.end())?;
+            bindings::vm_flags_clear(vma, flags::MERGEABLE);
+            Ok(())
+        })
+    }
+}
 
 /// Handles `madvise(MADV_MERGEABLE)` and `madvise(MADV_UNMERGEABLE)` on `vma`.
 ///
 /// # Safety
 ///
-/// Called by the madvise code with `vma` valid and its mm's mmap lock held for writing.
+/// Called by the madvise code with `vma` valid, `vm_flags` pointing to the flags it will apply
+/// and the mm's mmap lock held for writing.
 #[export]
-pub unsafe extern "C" fn ksm_madvise(
-    _vma: *mut bindings::vm_area_struct,
-    _start: usize,
-    _end: usize,
-    _advice: c_int,
-    _vm_flags: *mut bindings::vm_flags_t,
+pub(crate) unsafe extern "C" fn ksm_madvise(
+    vma: *mut bindings::vm_area_struct,
+    start: usize,
+    end: usize,
+    advice: c_int,
+    vm_flags: *mut bindings::vm_flags_t,
 ) -> c_int {
-    0
+    // SAFETY: `vma` is valid and its mmap lock held (safety requirements).
+    let v = unsafe { VmaRef::from_raw(vma) };
+    let mm: &Mm = v.mm();
+    let res = match advice as u32 {
+        bindings::MADV_MERGEABLE => {
+            // SAFETY: `vma` is valid.
+            let file = unsafe { (*vma).vm_file };
+            if v.flags() & flags::MERGEABLE != 0 || !ksm_compatible(file, v.flags()) {
+                return 0;
+            }
+            (|| -> Result {
+                if !mm.flag_test(VM_MERGEABLE) {
+                    ksm().ok_or(ENOMEM)?.enter(mm)?;
+                }
+                // SAFETY: `vm_flags` is valid (safety requirement).
+                unsafe { *vm_flags |= flags::MERGEABLE };
+                Ok(())
+            })()
+        }
+        bindings::MADV_UNMERGEABLE => {
+            // SAFETY: `vm_flags` is valid (safety requirement).
+            if unsafe { *vm_flags } & flags::MERGEABLE == 0 {
+                return 0;
+            }
+            crate::break_ksm(v, start, end).map(|()| {
+                // SAFETY: `vm_flags` is valid (safety requirement).
+                unsafe { *vm_flags &= !flags::MERGEABLE };
+            })
+        }
+        _ => Ok(()),
+    };
+    match res {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
-/// Returns the flags a new VMA of `mm` gets, `VM_MERGEABLE` added when the mm merges any VMA.
+/// Returns the flags of a new VMA of `mm`, `VM_MERGEABLE` added when `PR_SET_MEMORY_MERGE` is
+/// on and the mapping is compatible.
 ///
 /// # Safety
 ///
-/// Called by the mmap code with valid `mm` and (possibly null) `file`.
+/// Called by the mmap code with a valid `mm` whose mmap lock it holds for writing, and a null
+/// or valid `file`.
 #[export]
-pub unsafe extern "C" fn ksm_vma_flags(
-    _mm: *mut bindings::mm_struct,
-    _file: *const bindings::file,
-    vma_flags: bindings::vma_flags_t,
+pub(crate) unsafe extern "C" fn ksm_vma_flags(
+    mm: *mut bindings::mm_struct,
+    file: *const bindings::file,
+    mut vma_flags: bindings::vma_flags_t,
 ) -> bindings::vma_flags_t {
+    // SAFETY: `mm` is valid (safety requirement).
+    let m = unsafe { Mm::from_raw(mm) };
+    // On 64-bit kernels the first word of `vma_flags_t` holds all the legacy `vm_flags_t` bits.
+    let word = vma_flags.__vma_flags[0] as bindings::vm_flags_t;
+    if m.flag_test(VM_MERGE_ANY) && should_add(file, word) {
+        vma_flags.__vma_flags[0] |= flags::MERGEABLE as c_ulong;
+        // `MMF_VM_MERGEABLE` may have been cleared by ksmd after a scan that found no mergeable
+        // VMA: register again (best effort, as in C).
+        if !m.flag_test(VM_MERGEABLE) {
+            if let Some(k) = ksm() {
+                let _ = k.enter(m);
+            }
+        }
+    }
     vma_flags
 }
 
-/// Handles `prctl(PR_SET_MEMORY_MERGE, 1)`.
+/// Handles `prctl(PR_SET_MEMORY_MERGE, 1)`: registers `mm` and makes all its compatible VMAs,
+/// present and future, mergeable.
 ///
 /// # Safety
 ///
 /// Called with a valid `mm` whose mmap lock is held for writing.
 #[export]
-pub unsafe extern "C" fn ksm_enable_merge_any(_mm: *mut bindings::mm_struct) -> c_int {
+pub(crate) unsafe extern "C" fn ksm_enable_merge_any(mm: *mut bindings::mm_struct) -> c_int {
+    // SAFETY: `mm` is valid (safety requirement).
+    let m = unsafe { Mm::from_raw(mm) };
+    if m.flag_test(VM_MERGE_ANY) {
+        return 0;
+    }
+    if !m.flag_test(VM_MERGEABLE) {
+        if let Err(e) = ksm().ok_or(ENOMEM).and_then(|k| k.enter(m)) {
+            return e.to_errno();
+        }
+    }
+    m.flag_set(VM_MERGE_ANY);
+    // SAFETY: The mmap lock is held for writing (safety requirement).
+    unsafe { add_vmas(mm) };
     0
 }
 
-/// Handles `prctl(PR_SET_MEMORY_MERGE, 0)`.
+/// Handles `prctl(PR_SET_MEMORY_MERGE, 0)`: unmerges and makes all VMAs unmergeable; on failure
+/// merging stays enabled everywhere.
 ///
 /// # Safety
 ///
 /// Called with a valid `mm` whose mmap lock is held for writing.
 #[export]
-pub unsafe extern "C" fn ksm_disable_merge_any(_mm: *mut bindings::mm_struct) -> c_int {
+pub(crate) unsafe extern "C" fn ksm_disable_merge_any(mm: *mut bindings::mm_struct) -> c_int {
+    // SAFETY: `mm` is valid (safety requirement).
+    let m = unsafe { Mm::from_raw(mm) };
+    if !m.flag_test(VM_MERGE_ANY) {
+        return 0;
+    }
+    // SAFETY: The mmap lock is held for writing (safety requirement).
+    if let Err(e) = unsafe { del_vmas(mm) } {
+        // SAFETY: As above.
+        unsafe { add_vmas(mm) };
+        return e.to_errno();
+    }
+    m.flag_clear(VM_MERGE_ANY);
     0
 }
 
-/// Disables KSM for `mm` (used before s390 enables storage keys).
+/// Disables KSM for `mm`: unmerges and makes all VMAs unmergeable.
 ///
 /// # Safety
 ///
 /// Called with a valid `mm` whose mmap lock is held for writing.
 #[export]
-pub unsafe extern "C" fn ksm_disable(_mm: *mut bindings::mm_struct) -> c_int {
-    0
+pub(crate) unsafe extern "C" fn ksm_disable(mm: *mut bindings::mm_struct) -> c_int {
+    // SAFETY: `mm` is valid (safety requirement).
+    let m = unsafe { Mm::from_raw(mm) };
+    if !m.flag_test(VM_MERGEABLE) {
+        return 0;
+    }
+    if m.flag_test(VM_MERGE_ANY) {
+        // SAFETY: Same requirements.
+        return unsafe { ksm_disable_merge_any(mm) };
+    }
+    // SAFETY: The mmap lock is held for writing (safety requirement).
+    match unsafe { del_vmas(mm) } {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
-/// Registers `mm` with KSM.
+/// Registers `mm` with KSM (from `fork`, `execve`, madvise and prctl).
 ///
 /// # Safety
 ///
 /// Called with a valid `mm`.
 #[export]
-pub unsafe extern "C" fn __ksm_enter(_mm: *mut bindings::mm_struct) -> c_int {
-    0
+pub(crate) unsafe extern "C" fn __ksm_enter(mm: *mut bindings::mm_struct) -> c_int {
+    // SAFETY: `mm` is valid (safety requirement).
+    let m = unsafe { Mm::from_raw(mm) };
+    match ksm().ok_or(ENOMEM).and_then(|k| k.enter(m)) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// Unregisters an exiting `mm` from KSM.
 ///
 /// # Safety
 ///
-/// Called from `exit_mmap()` with a valid `mm`.
+/// Called on the last `mmput()` of a valid `mm` that has `MMF_VM_MERGEABLE`.
 #[export]
-pub unsafe extern "C" fn __ksm_exit(_mm: *mut bindings::mm_struct) {}
+pub(crate) unsafe extern "C" fn __ksm_exit(mm: *mut bindings::mm_struct) {
+    // SAFETY: `mm` is valid (safety requirement).
+    let m = unsafe { Mm::from_raw(mm) };
+    if let Some(k) = ksm() {
+        k.exit(m);
+    }
+}
 
-/// Returns the folio to map at `addr` on swap-in: `folio` itself while KSM has merged nothing.
+/// Returns the folio to map at `addr` on swap-in.
+///
+/// Nothing is merged before the merge engine exists, so no KSM folio can reach swap-in and
+/// `folio` is always the right one.
 ///
 /// # Safety
 ///
 /// Called from the swap-in path with valid, locked `folio` and valid `vma`.
 #[export]
-pub unsafe extern "C" fn ksm_might_need_to_copy(
+pub(crate) unsafe extern "C" fn ksm_might_need_to_copy(
     folio: *mut bindings::folio,
     _vma: *mut bindings::vm_area_struct,
     _addr: usize,
@@ -102,38 +297,40 @@ pub unsafe extern "C" fn ksm_might_need_to_copy(
     folio
 }
 
-/// Walks the mappings of a KSM folio; there are none while KSM has merged nothing.
+/// Walks the mappings of a KSM folio (reclaim, migration, `page_idle`).
+///
+/// Only called for KSM folios, which only the merge engine creates.
 ///
 /// # Safety
 ///
 /// Called by the rmap code with a valid, locked KSM `folio` and a valid `rwc`.
 #[export]
-pub unsafe extern "C" fn rmap_walk_ksm(
+pub(crate) unsafe extern "C" fn rmap_walk_ksm(
     _folio: *mut bindings::folio,
     _rwc: *mut bindings::rmap_walk_control,
 ) {
 }
 
-/// Moves KSM state from `folio` to `newfolio` on migration.
+/// Moves KSM state from `folio` to `newfolio` on migration; only called for KSM folios.
 ///
 /// # Safety
 ///
 /// Called by the migration code with both folios valid and locked.
 #[export]
-pub unsafe extern "C" fn folio_migrate_ksm(
+pub(crate) unsafe extern "C" fn folio_migrate_ksm(
     _newfolio: *mut bindings::folio,
     _folio: *mut bindings::folio,
 ) {
 }
 
-/// Collects the processes that map a poisoned KSM page; none while KSM has merged nothing.
+/// Collects the processes that map a poisoned KSM page; only called for KSM folios.
 ///
 /// # Safety
 ///
 /// Called by memory-failure handling with valid arguments.
 #[cfg(CONFIG_MEMORY_FAILURE)]
 #[export]
-pub unsafe extern "C" fn collect_procs_ksm(
+pub(crate) unsafe extern "C" fn collect_procs_ksm(
     _folio: *const bindings::folio,
     _page: *const bindings::page,
     _to_kill: *mut bindings::list_head,
@@ -141,22 +338,42 @@ pub unsafe extern "C" fn collect_procs_ksm(
 ) {
 }
 
-/// Returns the memory KSM saves for `mm`, in bytes, for `/proc/<pid>/ksm_stat`.
+/// Returns the memory KSM saves for `mm`, in bytes, for `/proc/<pid>/ksm_stat`:
+/// `(ksm_merging_pages + ksm_zero_pages) * PAGE_SIZE`, less the per-page metadata.
 ///
 /// # Safety
 ///
 /// Called with a valid `mm`.
 #[export]
-pub unsafe extern "C" fn ksm_process_profit(_mm: *mut bindings::mm_struct) -> c_long {
-    0
+pub(crate) unsafe extern "C" fn ksm_process_profit(mm: *mut bindings::mm_struct) -> c_long {
+    // SAFETY: `mm` is valid (safety requirement); the counters are read racily, as in C.
+    let (merging, zero) = unsafe {
+        (
+            (*mm).__bindgen_anon_1.ksm_merging_pages as c_long,
+            // `atomic_long_t` is `atomic64_t` on 64-bit kernels.
+            bindings::atomic64_read(&raw const (*mm).__bindgen_anon_1.ksm_zero_pages) as c_long,
+        )
+    };
+    (merging + zero) * kernel::page::PAGE_SIZE as c_long
 }
 
-/// Tells whether `mm` has a VMA registered for merging, for `/proc/<pid>/ksm_stat`.
+/// Tells whether `mm` has a mergeable VMA, for `/proc/<pid>/ksm_stat`.
 ///
 /// # Safety
 ///
 /// Called with a valid `mm` whose mmap lock is held.
 #[export]
-pub unsafe extern "C" fn ksm_process_mergeable(_mm: *mut bindings::mm_struct) -> bool {
-    false
+pub(crate) unsafe extern "C" fn ksm_process_mergeable(mm: *mut bindings::mm_struct) -> bool {
+    let mut found = false;
+    // SAFETY: The mmap lock is held (safety requirement); `for_each_vma` only reads.
+    let _ = unsafe {
+        for_each_vma(mm, |vma| {
+            if VmaRef::from_raw(vma).flags() & flags::MERGEABLE != 0 {
+                found = true;
+                return Err(EEXIST);
+            }
+            Ok(())
+        })
+    };
+    found
 }

@@ -6,46 +6,81 @@
 //!
 //! A drop-in replacement for `mm/ksm.c` selected by `CONFIG_KSM_RS`: it provides the symbols that
 //! [`include/linux/ksm.h`](srctree/include/linux/ksm.h) declares and the rest of the kernel links
-//! against.
+//! against, `/sys/kernel/mm/ksm` and the `ksmd` thread, with the semantics of `mm/ksm.c`.
 //!
-//! This is the skeleton: the interface links and answers as a kernel in which no area has been
-//! registered for merging would. Registration, `ksmd`, sysfs and the merge engine follow.
+//! The modules, each one idea of `mm/ksm.c`:
+//! - [`abi`]: the `ksm.h` functions: madvise, prctl, fork/exec/exit registration, `ksm_stat`;
+//! - [`scan`]: the mm slot registry, `ksmd` and its scan cursor;
+//! - [`tunables`]: the sysfs tunables and counters; [`sysfs`]: their files;
+//! - [`advisor`]: the scan-time advisor.
+//!
+//! The merge engine (stable and unstable trees, merging, the reverse map) is not written yet:
+//! ksmd scans and counts, but merges nothing, so no KSM page exists.
 
-use kernel::bindings;
-use kernel::prelude::*;
-use kernel::types::Opaque;
+use kernel::{bindings, prelude::*, sync::SetOnce, types::Opaque};
 
 mod abi;
+mod advisor;
+mod scan;
+mod sysfs;
+mod tunables;
 
 module! {
-    type: Ksm,
+    type: KsmModule,
     name: "ksm_rs",
     authors: ["The ksm-rs authors"],
     description: "Kernel Samepage Merging (Rust implementation)",
     license: "GPL",
 }
 
-/// The number of KSM-placed zero pages, read by the inline helpers of `ksm.h`.
-///
-/// Only ever touched through the C atomic API, by C and by Rust.
+/// The number of KSM-placed zero pages, read and updated by the inline helpers of `ksm.h`.
 #[no_mangle]
 #[used]
-#[expect(non_upper_case_globals)]
 pub static ksm_zero_pages: ZeroPages = ZeroPages(Opaque::zeroed());
 
 /// Storage for an `atomic_long_t` that C code updates concurrently.
 #[repr(transparent)]
 pub struct ZeroPages(Opaque<bindings::atomic_long_t>);
 
-// SAFETY: the counter is only accessed through the C atomic API, which is safe to use from any
+// SAFETY: The counter is only accessed through the C atomic API, which is safe to use from any
 // thread.
 unsafe impl Sync for ZeroPages {}
 
-struct Ksm;
+/// Returns the global count of KSM-placed zero pages.
+pub(crate) fn zero_pages() -> i64 {
+    // SAFETY: `ksm_zero_pages` is a valid `atomic_long_t`, which is an `atomic64_t` on 64-bit
+    // kernels, read atomically.
+    unsafe { bindings::atomic64_read(ksm_zero_pages.0.get()) }
+}
 
-impl kernel::Module for Ksm {
+/// KSM's state, created by module init before anything can call into KSM.
+static KSM: SetOnce<Pin<KBox<scan::Ksm>>> = SetOnce::new();
+
+/// Unshares every KSM page mapped in `[start, end)` of `vma` (`break_ksm`).
+///
+/// Only the merge engine creates KSM pages and KSM-placed zero pages, and it does not exist
+/// yet, so there is nothing to unshare.
+pub(crate) fn break_ksm(_vma: &kernel::mm::virt::VmaRef, _start: usize, _end: usize) -> Result {
+    Ok(())
+}
+
+struct KsmModule {
+    _sysfs: kernel::sysfs::Registration,
+    _ksmd: kernel::kthread::KThread,
+}
+
+impl kernel::Module for KsmModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        pr_info!("Rust KSM skeleton: interface linked, merging not implemented yet\n");
-        Ok(Ksm)
+        KSM.populate(KBox::pin_init(scan::Ksm::new(), GFP_KERNEL)?);
+        let ksm = KSM.as_ref().ok_or(ENOMEM)?;
+        let ksmd = kernel::kthread::KThread::run(c"ksmd", GFP_KERNEL, move || ksm.thread())
+            .inspect_err(|_| pr_err!("ksm: creating kthread failed\n"))?;
+        let sysfs = sysfs::KSM_ATTR_GROUP
+            .register(kernel::sysfs::Kobject::mm())
+            .inspect_err(|_| pr_err!("ksm: register sysfs failed\n"))?;
+        Ok(KsmModule {
+            _sysfs: sysfs,
+            _ksmd: ksmd,
+        })
     }
 }

@@ -12,16 +12,33 @@ set -euo pipefail
 KSRC=$("$KSM_RS_TOP/scripts/ksm-rs/fetch-kernel.sh")
 cd "$KSRC"
 
-for p in "$KSM_RS_TOP"/scripts/ksm-rs/patches/*.patch; do
-	[ -e "$p" ] || continue
-	if git apply --check -R "$p" >/dev/null 2>&1; then
-		continue		# already applied
+# The patches: applied once. When the project's series changes, the tree goes
+# back to pristine (our cached tree) or the old series is reverted (a KSRC
+# tree), and the new series is applied whole.
+applied=$KSRC/.ksm-rs-applied
+want=$(cat "$KSM_RS_TOP"/scripts/ksm-rs/patches/*.patch 2>/dev/null | sha1sum | cut -c1-16)
+if [ "$(cat "$applied/series" 2>/dev/null)" != "$want" ]; then
+	if git rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
+		# Our cached tree: every tracked file back to pristine.
+		changed=$(git diff --name-only refs/tags/pristine)
+		[ -z "$changed" ] || git checkout -q refs/tags/pristine -- $changed
+	elif [ -d "$applied" ]; then
+		for p in $(ls "$applied"/*.patch 2>/dev/null | sort -r); do
+			git apply -R "$p" || die "could not revert $(basename "$p") in $KSRC"
+		done
 	fi
-	git apply --check "$p" 2>/dev/null ||
-		die "patch $(basename "$p") does not apply to $KSRC (a different kernel version or a hand-edited tree?)"
-	git apply "$p"
-	ok "applied $(basename "$p")"
-done
+	rm -rf "$applied"
+	mkdir -p "$applied"
+	for p in "$KSM_RS_TOP"/scripts/ksm-rs/patches/*.patch; do
+		[ -e "$p" ] || continue
+		git apply --check "$p" 2>/dev/null ||
+			die "patch $(basename "$p") does not apply to $KSRC (a different kernel version or a hand-edited tree?)"
+		git apply "$p"
+		cp "$p" "$applied/"
+		ok "applied $(basename "$p")"
+	done
+	echo "$want" >"$applied/series"
+fi
 
 # The overlay: every project file under a kernel path, but not the project's
 # own driver (top-level Makefile/Kbuild/Kconfig, scripts/ksm-rs, .ci, docs).

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: GPL-2.0
+
+// Copyright (C) 2026 The ksm-rs authors.
+
+//! The mm slot registry, ksmd and its scan cursor.
+//!
+//! Every address space registered for merging (`MMF_VM_MERGEABLE`) has a [`Slot`] in the
+//! registry, which holds a reference (`mmgrab`) on it. ksmd walks the slots in a fixed order
+//! (by address of the `mm_struct`), their mergeable VMAs and their present anonymous pages,
+//! `pages_to_scan` pages per batch; a pass over all slots is one full scan.
+//!
+//! # Lock order
+//!
+//! [`Ksm::scanner`] (ksmd's batch; `ksm_thread_mutex` in C) → an mm's mmap lock →
+//! [`Ksm::registry`] (a spinlock; `ksm_mmlist_lock`). Callers from C may hold the mmap lock
+//! when they enter the registry (`__ksm_enter` from madvise) but never the scanner lock.
+
+use crate::{advisor, tunables::*, KSM};
+use core::pin::Pin;
+use kernel::{
+    mm::{
+        flags::{VM_MERGEABLE, VM_MERGE_ANY},
+        virt::flags::MERGEABLE as VMA_MERGEABLE,
+        Mm, MmWithUser,
+    },
+    new_condvar, new_mutex, new_spinlock,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    sync::{aref::ARef, atomic::Relaxed, CondVar, Mutex, SpinLock},
+    time::msecs_to_jiffies,
+};
+
+/// An address space registered with KSM (`struct ksm_mm_slot`).
+pub(crate) struct Slot {
+    /// The address space; this reference (`mmgrab`) keeps the `mm_struct` allocated.
+    mm: ARef<Mm>,
+    /// Pages of this mm that KSM tracks. None yet: the merge engine will keep them here.
+    tracked: u64,
+}
+
+/// The slots, keyed and scanned in order of their `mm_struct`'s address.
+pub(crate) struct Registry {
+    slots: RBTree<usize, Slot>,
+    /// The slot ksmd is scanning (`ksm_scan.mm_slot`); `None` between full scans.
+    cursor: Option<usize>,
+}
+
+/// ksmd's position inside the slot at the registry's cursor (the rest of `struct ksm_scan`).
+pub(crate) struct Scanner {
+    /// The next address to look at.
+    address: usize,
+    /// The scan-time advisor.
+    advisor: advisor::Ctx,
+}
+
+/// KSM's global state.
+#[pin_data]
+pub(crate) struct Ksm {
+    /// The registered address spaces (`ksm_mmlist_lock`).
+    #[pin]
+    registry: SpinLock<Registry>,
+    /// ksmd's batch, and everything that must not run during one (`ksm_thread_mutex`).
+    #[pin]
+    scanner: Mutex<Scanner>,
+    /// ksmd waits here while it has nothing to do (`ksm_thread_wait`).
+    #[pin]
+    thread_wait: CondVar,
+    /// ksmd sleeps here between batches (`ksm_iter_wait`).
+    #[pin]
+    iter_wait: CondVar,
+}
+
+fn key(mm: &Mm) -> usize {
+    mm.as_raw() as usize
+}
+
+impl Ksm {
+    /// Creates the empty state.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            registry <- new_spinlock!(Registry { slots: RBTree::new(), cursor: None }, "ksm_mmlist_lock"),
+            scanner <- new_mutex!(
+                Scanner { address: 0, advisor: advisor::Ctx::default() },
+                "ksm_thread_mutex"
+            ),
+            thread_wait <- new_condvar!("ksm_thread_wait"),
+            iter_wait <- new_condvar!("ksm_iter_wait"),
+        })
+    }
+
+    /// Whether ksmd has work: `run` includes merging and some mm is registered.
+    fn should_run(reg: &Registry) -> bool {
+        RUN.load(Relaxed) & RUN_MERGE != 0 && !reg.slots.is_empty()
+    }
+
+    /// Registers `mm` (`__ksm_enter`).
+    pub(crate) fn enter(&self, mm: &Mm) -> Result {
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let slot = Slot {
+            mm: ARef::from(mm),
+            tracked: 0,
+        };
+        let needs_wakeup;
+        let old = {
+            let mut reg = self.registry.lock();
+            needs_wakeup = reg.slots.is_empty();
+            reg.slots.insert(node.into_node(key(mm), slot))
+        };
+        // Callers test `MMF_VM_MERGEABLE` first, so there is no old slot; drop it if there was.
+        drop(old);
+        mm.flag_set(VM_MERGEABLE);
+        if needs_wakeup {
+            self.thread_wait.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Unregisters an exiting `mm` (`__ksm_exit`).
+    ///
+    /// If ksmd is not looking at it and it has no tracked pages, the slot goes now. Otherwise
+    /// ksmd frees it when it next reaches it; taking the mmap lock for writing once waits for any
+    /// ksmd work on the mm in progress, before its page tables are freed.
+    pub(crate) fn exit(&self, mm: &Mm) {
+        let k = key(mm);
+        let (found, freed) = {
+            let mut reg = self.registry.lock();
+            match reg.slots.get(&k) {
+                None => (false, None),
+                Some(slot) if reg.cursor != Some(k) && slot.tracked == 0 => {
+                    (true, reg.slots.remove(&k))
+                }
+                Some(_) => (true, None),
+            }
+        };
+        if let Some(slot) = freed {
+            mm.flag_clear(VM_MERGE_ANY);
+            mm.flag_clear(VM_MERGEABLE);
+            drop(slot);
+        } else if found {
+            mm.mmap_write_barrier();
+        }
+    }
+
+    /// Switches the advisor on or off (`advisor_mode`), as `set_advisor_defaults()` does.
+    pub(crate) fn set_advisor(&self, scan_time: bool) {
+        let mut scanner = self.scanner.lock();
+        if ADVISOR_SCAN_TIME.xchg(scan_time, Relaxed) == scan_time {
+            return;
+        }
+        if scan_time {
+            scanner.advisor.reset();
+            // `pages_to_scan` is an `unsigned int`: C truncates the `unsigned long` minimum.
+            PAGES_TO_SCAN.store(ADVISOR_MIN_PAGES_TO_SCAN.load(Relaxed) as u32, Relaxed);
+        } else {
+            PAGES_TO_SCAN.store(DEFAULT_PAGES_TO_SCAN, Relaxed);
+        }
+    }
+
+    /// Wakes ksmd if it waits for work.
+    pub(crate) fn wake_thread(&self) {
+        let _reg = self.registry.lock();
+        self.thread_wait.notify_all();
+    }
+
+    /// Wakes ksmd from its sleep between batches (after `sleep_millisecs` changed).
+    pub(crate) fn wake_iter(&self) {
+        let _reg = self.registry.lock();
+        self.iter_wait.notify_all();
+    }
+
+    /// Changes `run` under the scanner lock, as `run_store` does.
+    pub(crate) fn set_run(&self, flags: u32) -> Result {
+        {
+            let _scanner = self.scanner.lock();
+            if RUN.xchg(flags, Relaxed) != flags && flags & RUN_UNMERGE != 0 {
+                // Nothing is merged yet: unmerging only restarts the scan count, as
+                // `unmerge_and_remove_all_rmap_items()` does.
+                COUNTERS.full_scans.store(0, Relaxed);
+            }
+        }
+        if flags & RUN_MERGE != 0 {
+            self.wake_thread();
+        }
+        Ok(())
+    }
+
+    /// Changes a knob that needs an empty stable tree (`merge_across_nodes`,
+    /// `max_page_sharing`): `EBUSY` while KSM pages exist.
+    pub(crate) fn set_with_empty_stable_tree(&self, apply: impl FnOnce()) -> Result {
+        let _scanner = self.scanner.lock();
+        if COUNTERS.pages_shared.load(Relaxed) != 0 {
+            return Err(EBUSY);
+        }
+        apply();
+        Ok(())
+    }
+
+    /// ksmd: scans while there is work, sleeps otherwise, until asked to stop.
+    pub(crate) fn thread(&self) {
+        kernel::kthread::set_freezable();
+        while !kernel::kthread::should_stop() {
+            {
+                let mut scanner = self.scanner.lock();
+                if Self::should_run(&self.registry.lock()) {
+                    self.do_scan(&mut scanner, PAGES_TO_SCAN.load(Relaxed));
+                }
+            }
+            kernel::kthread::try_to_freeze();
+
+            let mut reg = self.registry.lock();
+            if Self::should_run(&reg) {
+                let sleep_ms = SLEEP_MILLISECS.load(Relaxed);
+                // Woken early when `sleep_millisecs` changes.
+                let _ = self
+                    .iter_wait
+                    .wait_interruptible_timeout(&mut reg, msecs_to_jiffies(sleep_ms));
+            } else {
+                while !Self::should_run(&reg) && !kernel::kthread::should_stop() {
+                    let _ = self.thread_wait.wait_interruptible_freezable(&mut reg);
+                }
+            }
+        }
+    }
+
+    /// Scans up to `n` pages (`ksm_do_scan`).
+    fn do_scan(&self, scanner: &mut Scanner, mut n: u32) {
+        while n > 0 && !kernel::kthread::freezing() {
+            kernel::task::cond_resched();
+            if !self.next_page(scanner) {
+                return;
+            }
+            COUNTERS.pages_scanned.fetch_add(1, Relaxed);
+            n -= 1;
+        }
+    }
+
+    /// Moves the cursor to the next present anonymous page of a mergeable VMA; returns `false`
+    /// at the end of a full scan (or when nothing is registered).
+    fn next_page(&self, scanner: &mut Scanner) -> bool {
+        loop {
+            let mm = {
+                let mut reg = self.registry.lock();
+                let k = match reg.cursor {
+                    Some(k) => k,
+                    None => {
+                        let Some((&first, _)) = reg.slots.iter().next() else {
+                            return false;
+                        };
+                        scanner.advisor.start_scan();
+                        reg.cursor = Some(first);
+                        scanner.address = 0;
+                        first
+                    }
+                };
+                match reg.slots.get(&k) {
+                    Some(slot) => slot.mm.clone(),
+                    // Only ksmd removes the slot at the cursor.
+                    None => return false,
+                }
+            };
+
+            match mm.mmget_not_zero() {
+                Some(user) => {
+                    // Drop the user reference with `mmput_async`: should it be the last one,
+                    // the address space is torn down in a worker, not in ksmd.
+                    let user = MmWithUser::into_mmput_async(user);
+                    if self.scan_mm(&user, scanner) {
+                        return true;
+                    }
+                }
+                None => {
+                    // Exiting: `__ksm_exit` left the slot to us.
+                    self.advance(&mm, true);
+                }
+            }
+            if self.registry.lock().cursor.is_none() {
+                scanner.advisor.stop_scan();
+                COUNTERS.full_scans.fetch_add(1, Relaxed);
+                return false;
+            }
+        }
+    }
+
+    /// Looks for the next page in the mm at the cursor, from `scanner.address`. Returns `true`
+    /// with the address advanced past a page found; `false` once the mm is done, the cursor
+    /// then moved on to the next slot.
+    fn scan_mm(&self, mm: &MmWithUser, scanner: &mut Scanner) -> bool {
+        let guard = mm.mmap_read_lock();
+        let mut seen_mergeable = false;
+        let mut addr = scanner.address;
+        while !mm.is_exiting() {
+            let Some(vma) = guard.find_vma(addr) else {
+                break;
+            };
+            if vma.flags() & VMA_MERGEABLE == 0 {
+                addr = vma.end();
+                continue;
+            }
+            seen_mergeable = true;
+            addr = addr.max(vma.start());
+            if !vma.has_anon_vma() {
+                addr = vma.end();
+                continue;
+            }
+            while addr < vma.end() {
+                let found = vma.folio_at(addr);
+                addr += kernel::page::PAGE_SIZE;
+                if matches!(found, Some(f) if f.anon) {
+                    scanner.address = addr;
+                    return true;
+                }
+                kernel::task::cond_resched();
+            }
+        }
+        // No mergeable VMA in the whole pass over this mm (`scanner.address` is still 0 when
+        // none was met in an earlier batch either), or the mm is exiting: unregister it, still
+        // under the mmap lock so that a racing MADV_MERGEABLE sees `MMF_VM_MERGEABLE` cleared
+        // and registers again.
+        let unused = !seen_mergeable && scanner.address == 0;
+        self.advance(mm, unused || mm.is_exiting());
+        drop(guard);
+        scanner.address = 0;
+        false
+    }
+
+    /// Moves the cursor past the current slot, removing it when `remove`.
+    fn advance(&self, mm: &Mm, remove: bool) {
+        let removed = {
+            let mut reg = self.registry.lock();
+            let Some(k) = reg.cursor else { return };
+            reg.cursor = reg
+                .slots
+                .cursor_lower_bound(&(k + 1))
+                .map(|c| *c.current().0);
+            if remove {
+                reg.slots.remove(&k)
+            } else {
+                None
+            }
+        };
+        if removed.is_some() {
+            // Only `MMF_VM_MERGEABLE`: a `PR_SET_MEMORY_MERGE` process keeps `MMF_VM_MERGE_ANY`
+            // and registers again on its next mergeable mapping.
+            mm.flag_clear(VM_MERGEABLE);
+        }
+        drop(removed);
+    }
+}
+
+/// Returns KSM's state (set up by module init, before any caller can reach KSM).
+pub(crate) fn ksm() -> Option<&'static Pin<KBox<Ksm>>> {
+    KSM.as_ref()
+}
+
+/// Wakes ksmd after `sleep_millisecs` changed.
+pub(crate) fn wake_iter() {
+    if let Some(k) = ksm() {
+        k.wake_iter();
+    }
+}
+
+/// Sets `run`.
+pub(crate) fn set_run(flags: u32) -> Result {
+    ksm().ok_or(ENODEV)?.set_run(flags)
+}
+
+/// Sets `merge_across_nodes`.
+pub(crate) fn set_merge_across_nodes(knob: u32) -> Result {
+    if MERGE_ACROSS_NODES.load(Relaxed) == knob {
+        return Ok(());
+    }
+    ksm()
+        .ok_or(ENODEV)?
+        .set_with_empty_stable_tree(|| MERGE_ACROSS_NODES.store(knob, Relaxed))
+}
+
+/// Sets `max_page_sharing`.
+pub(crate) fn set_max_page_sharing(knob: i32) -> Result {
+    if MAX_PAGE_SHARING.load(Relaxed) == knob {
+        return Ok(());
+    }
+    ksm()
+        .ok_or(ENODEV)?
+        .set_with_empty_stable_tree(|| MAX_PAGE_SHARING.store(knob, Relaxed))
+}
+
+/// Sets `advisor_mode`.
+pub(crate) fn set_advisor(scan_time: bool) -> Result {
+    ksm().ok_or(ENODEV)?.set_advisor(scan_time);
+    Ok(())
+}
