@@ -171,10 +171,13 @@ impl Ksm {
     /// Changes `run` under the scanner lock, as `run_store` does.
     pub(crate) fn set_run(&self, flags: u32) -> Result {
         {
-            let _scanner = self.scanner.lock();
+            let mut scanner = self.scanner.lock();
             if RUN.xchg(flags, Relaxed) != flags && flags & RUN_UNMERGE != 0 {
-                // Nothing is merged yet: unmerging only restarts the scan count, as
-                // `unmerge_and_remove_all_rmap_items()` does.
+                // Nothing is merged yet, so there is nothing to unshare; like
+                // `unmerge_and_remove_all_rmap_items()`, restart the scan from the first slot
+                // and the scan count from zero.
+                self.registry.lock().cursor = None;
+                scanner.address = 0;
                 COUNTERS.full_scans.store(0, Relaxed);
             }
         }

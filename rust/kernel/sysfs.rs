@@ -307,3 +307,66 @@ pub fn streq(input: &CStr, word: &CStr) -> bool {
 pub fn einval(_: Error) -> Error {
     crate::error::code::EINVAL
 }
+
+#[macros::kunit_tests(rust_kernel_sysfs)]
+mod tests {
+    use super::*;
+    use crate::error::code::{EINVAL, ERANGE};
+    use crate::prelude::*;
+    use core::fmt::Write;
+
+    #[test]
+    fn parse_uint_like_kstrtouint() {
+        assert_eq!(parse_uint(c"0"), Ok(0));
+        assert_eq!(parse_uint(c"42\n"), Ok(42));
+        assert_eq!(parse_uint(c"+17"), Ok(17));
+        assert_eq!(parse_uint(c"4294967295"), Ok(u32::MAX));
+        assert_eq!(parse_uint(c"4294967296"), Err(ERANGE));
+        assert_eq!(parse_uint(c"-1"), Err(EINVAL));
+        assert_eq!(parse_uint(c"12abc"), Err(EINVAL));
+        assert_eq!(parse_uint(c""), Err(EINVAL));
+        assert_eq!(parse_uint(c" 1"), Err(EINVAL));
+    }
+
+    #[test]
+    fn parse_int_and_ulong() {
+        assert_eq!(parse_int(c"-5"), Ok(-5));
+        assert_eq!(parse_int(c"2147483648"), Err(ERANGE));
+        assert_eq!(parse_ulong(c"18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_ulong(c"18446744073709551616"), Err(ERANGE));
+        assert_eq!(parse_ulong(c"0x10"), Err(EINVAL));
+    }
+
+    #[test]
+    fn streq_ignores_one_trailing_newline() {
+        assert!(streq(c"none\n", c"none"));
+        assert!(streq(c"none", c"none"));
+        assert!(!streq(c"none\n\n", c"none"));
+        assert!(!streq(c"non", c"none"));
+    }
+
+    #[test]
+    fn show_buffer_stops_at_the_page() -> Result {
+        let mut page = KVec::<u8>::with_capacity(bindings::PAGE_SIZE, GFP_KERNEL)?;
+        page.resize(bindings::PAGE_SIZE, 0, GFP_KERNEL)?;
+        let mut buf = ShowBuffer {
+            buf: page.as_mut_ptr(),
+            len: 0,
+        };
+        assert!(writeln!(buf, "{}", 12345).is_ok());
+        assert_eq!(&page[..6], b"12345\n");
+        let mut buf = ShowBuffer {
+            buf: page.as_mut_ptr(),
+            len: 0,
+        };
+        // 64 bytes at a time: the page holds 63 full writes, then the 64th is cut.
+        let line = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n";
+        let mut written = 0;
+        while buf.write_str(line).is_ok() {
+            written += 1;
+        }
+        assert_eq!(written, (bindings::PAGE_SIZE - 1) / line.len());
+        assert_eq!(buf.len, bindings::PAGE_SIZE - 1);
+        Ok(())
+    }
+}

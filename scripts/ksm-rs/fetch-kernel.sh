@@ -46,7 +46,7 @@ Pin-Priority: 100
 PIN
 	fi
 	step "apt-get update (for linux-source-7.2)"
-	apt-get update -qq || die "apt-get update failed"
+	apt-get update -qq >&2 || die "apt-get update failed"
 	versions=$(apt-cache madison linux-source-7.2 | awk '{print $3}' | sort -uV)
 	[ -n "$versions" ] || die "no linux-source-7.2 in the configured apt suites"
 	ver=""
@@ -60,7 +60,8 @@ PIN
 	fi
 	mkdir -p "$CACHE/dl"
 	step "downloading linux-source-7.2=$ver (about 165 MB)"
-	(cd "$CACHE/dl" && apt-get download "linux-source-7.2=$ver") || die "apt-get download failed"
+	(cd "$CACHE/dl" && apt-get download -q -o APT::Sandbox::User=root "linux-source-7.2=$ver" >&2) ||
+		die "apt-get download failed"
 	deb=$(ls "$CACHE"/dl/linux-source-7.2_*.deb | sort -V | tail -1)
 fi
 
@@ -78,7 +79,7 @@ step "recording the pristine tree in git (once)"
 	git add -A -f .
 	git -c user.name=ksm-rs -c user.email=ksm-rs@localhost commit -q -m "Linux $(make -s kernelversion) ($(cat .ksm-rs-debver))"
 	git tag pristine
-)
+) >&2
 mv "$CACHE/src.tmp" "$CACHE/src"
 touch "$CACHE/src/.ksm-rs-ready"
 echo "$CACHE/src"
