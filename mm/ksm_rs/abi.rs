@@ -43,7 +43,8 @@ fn should_add(file: *const bindings::file, vm_flags: bindings::vm_flags_t) -> bo
 ///
 /// # Safety
 ///
-/// The caller holds `mm`'s mmap lock for writing.
+/// The caller holds `mm`'s mmap lock: for reading when `f` only reads the VMAs, for writing
+/// when it changes their flags.
 unsafe fn for_each_vma(
     mm: *mut bindings::mm_struct,
     mut f: impl FnMut(*mut bindings::vm_area_struct) -> Result,

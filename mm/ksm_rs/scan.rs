@@ -291,7 +291,9 @@ impl Ksm {
         let guard = mm.mmap_read_lock();
         let mut seen_mergeable = false;
         let mut addr = scanner.address;
-        while !mm.is_exiting() {
+        // The user reference taken by the caller keeps the address space from exiting while
+        // we look: an exiting mm is caught before, when `mmget_not_zero()` fails.
+        loop {
             let Some(vma) = guard.find_vma(addr) else {
                 break;
             };
@@ -316,11 +318,9 @@ impl Ksm {
             }
         }
         // No mergeable VMA in the whole pass over this mm (`scanner.address` is still 0 when
-        // none was met in an earlier batch either), or the mm is exiting: unregister it, still
-        // under the mmap lock so that a racing MADV_MERGEABLE sees `MMF_VM_MERGEABLE` cleared
-        // and registers again.
-        let unused = !seen_mergeable && scanner.address == 0;
-        self.advance(mm, unused || mm.is_exiting());
+        // none was met in an earlier batch either): unregister it, still under the mmap lock so
+        // that a racing MADV_MERGEABLE sees `MMF_VM_MERGEABLE` cleared and registers again.
+        self.advance(mm, !seen_mergeable && scanner.address == 0);
         drop(guard);
         scanner.address = 0;
         false

@@ -17,8 +17,3 @@ __rust_helper unsigned long rust_helper_page_to_pfn(const struct page *page)
 {
 	return page_to_pfn(page);
 }
-
-__rust_helper int rust_helper_mm_users(const struct mm_struct *mm)
-{
-	return atomic_read(&mm->mm_users);
-}

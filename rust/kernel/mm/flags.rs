@@ -37,13 +37,6 @@ impl Mm {
         unsafe { bindings::mm_flags_clear(flag.0, self.as_raw()) }
     }
 
-    /// Returns whether the address space is exiting: no user holds it any more
-    /// (`mm_users == 0`), so `exit_mmap()` may be tearing it down.
-    pub fn is_exiting(&self) -> bool {
-        // SAFETY: `self` is a valid mm; `mm_users` is read with `atomic_read`.
-        unsafe { bindings::mm_users(self.as_raw()) == 0 }
-    }
-
     /// Takes and releases the mmap lock for writing: waits until every task that held it when
     /// this was called (a page-table walker, say) has released it.
     pub fn mmap_write_barrier(&self) {
