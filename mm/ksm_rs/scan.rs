@@ -78,7 +78,10 @@ impl Ksm {
     /// Creates the empty state.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            registry <- new_spinlock!(Registry { slots: RBTree::new(), cursor: None }, "ksm_mmlist_lock"),
+            registry <- new_spinlock!(
+                Registry { slots: RBTree::new(), cursor: None },
+                "ksm_mmlist_lock"
+            ),
             scanner <- new_mutex!(
                 Scanner { address: 0, advisor: advisor::Ctx::default() },
                 "ksm_thread_mutex"

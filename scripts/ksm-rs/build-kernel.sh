@@ -13,14 +13,22 @@ FLAVOUR=${2:-base}
 case "$KSM" in c|rust) ;; *) die "KSM=$KSM: use KSM=c or KSM=rust" ;; esac
 case "$FLAVOUR" in base|debug) ;; *) die "FLAVOUR=$FLAVOUR: use FLAVOUR=base or FLAVOUR=debug" ;; esac
 
-# One build at a time: all flavours share the kernel source tree.
-exec 9>"$CACHE/build.lock"
-flock -n 9 || { ok "waiting for another ksm-rs build to finish"; flock 9; }
-
 "$KSM_RS_TOP/scripts/ksm-rs/setup-toolchain.sh"
-KSRC=$("$KSM_RS_TOP/scripts/ksm-rs/prepare-tree.sh")
 O=$(build_dir "$KSM" "$FLAVOUR")
 mkdir -p "$O"
+
+# One build per flavour at a time; builds of several flavours share the
+# source tree, which changes only while no build runs (tree.lock: shared
+# while building, exclusive while patching and overlaying).
+exec 8>"$O/.ksm-rs-build.lock"
+flock -n 8 || { ok "waiting for another build of $KSM/$FLAVOUR"; flock 8; }
+exec 9>"$CACHE/tree.lock"
+if ! "$KSM_RS_TOP/scripts/ksm-rs/prepare-tree.sh" --check; then
+	flock -n 9 || { ok "waiting for other builds to finish before updating the tree"; flock 9; }
+	"$KSM_RS_TOP/scripts/ksm-rs/prepare-tree.sh" >/dev/null
+fi
+flock -s 9
+KSRC=$("$KSM_RS_TOP/scripts/ksm-rs/fetch-kernel.sh")
 MAKE=(make -C "$KSRC" O="$O" LLVM="$LLVM_SUFFIX" RUSTC="$RUSTC" RUSTFMT="$RUSTFMT"
       BINDGEN="$BINDGEN" CLIPPY_DRIVER="$CLIPPY_DRIVER" -j"$(nproc)")
 

@@ -40,7 +40,7 @@ commit_area() {	# commit_area SUBJECT BODY PATH...
 }
 commit_area "rust: kernel: abstractions used by KSM" \
 	"Safe wrappers over kernel facilities that the Rust implementation of KSM
-needs and that are useful beyond it." rust/kernel
+needs and that are useful beyond it, and the C helpers they call." rust/kernel rust/helpers
 commit_area "mm: ksm_rs: Kernel Samepage Merging in Rust" \
 	"A Rust implementation of include/linux/ksm.h, selected with CONFIG_KSM_RS." mm/ksm_rs
 commit_area "Documentation: mm: describe the Rust implementation of KSM" \
@@ -53,6 +53,23 @@ commit_area "kernel/configs: QEMU test configurations for KSM" \
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-"${G[@]}" format-patch -q --zero-commit --no-signature --cover-letter -o "$OUT" refs/tags/pristine..HEAD
+"${G[@]}" format-patch -q --zero-commit --no-signature --signoff --cover-letter -o "$OUT" refs/tags/pristine..HEAD
+cover=$(ls "$OUT"/0000-cover-letter.patch)
+python3 - "$cover" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace("*** SUBJECT HERE ***", "mm: Kernel Samepage Merging in Rust (CONFIG_KSM_RS)")
+s = s.replace("*** BLURB HERE ***", """This series adds a Rust implementation of KSM beside mm/ksm.c. CONFIG_KSM
+stays the feature switch; a Kconfig choice selects mm/ksm.c (CONFIG_KSM_C,
+the default) or mm/ksm_rs (CONFIG_KSM_RS). Both serve the same
+include/linux/ksm.h interface and /sys/kernel/mm/ksm files.
+
+The first patches expose what the Rust side needs (bindings, helpers, and
+safe abstractions in rust/kernel: kthread, sysfs attribute groups, mm flags,
+page walking); then come the Rust KSM itself, its documentation, selftests
+that pass unchanged on both implementations, and QEMU config fragments.""")
+open(p, "w").write(s)
+PY
 ls "$OUT"
 ok "series against $(git -C "$KSRC" log -1 --format=%s refs/tags/pristine) in $OUT"

@@ -6,17 +6,37 @@
 # kernel paths, copying only what changed so that make rebuilds only what
 # it must. Files overlaid by an earlier run and gone from the project are
 # removed again. Prints the tree's path.
+#
+# prepare-tree.sh --check: exits 0 when the tree is up to date, 1 otherwise,
+# changing nothing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KSRC=$("$KSM_RS_TOP/scripts/ksm-rs/fetch-kernel.sh")
 cd "$KSRC"
 
+# The overlay: every project file under a kernel path, but not the project's
+# own driver (top-level Makefile/Kbuild/Kconfig, scripts/ksm-rs, .ci, docs).
+manifest_new=$(mktemp)
+trap 'rm -f "$manifest_new"' EXIT
+(cd "$KSM_RS_TOP" && git ls-files --cached --others --exclude-standard -- \
+	Documentation include kernel mm rust tools/testing/selftests lib |
+	while read -r f; do [ -f "$f" ] && echo "$f"; done) | sort >"$manifest_new"
+manifest_old=$KSRC/.ksm-rs-overlay
+applied=$KSRC/.ksm-rs-applied
+want=$(cat "$KSM_RS_TOP"/scripts/ksm-rs/patches/*.patch 2>/dev/null | sha1sum | cut -c1-16)
+
+if [ "${1:-}" = --check ]; then
+	[ "$(cat "$applied/series" 2>/dev/null)" = "$want" ] || exit 1
+	cmp -s "$manifest_old" "$manifest_new" || exit 1
+	changes=$(rsync -rcn --out-format=%n --files-from="$manifest_new" "$KSM_RS_TOP"/ "$KSRC"/)
+	[ -z "$changes" ] || exit 1
+	exit 0
+fi
+
 # The patches: applied once. When the project's series changes, the tree goes
 # back to pristine (our cached tree) or the old series is reverted (a KSRC
 # tree), and the new series is applied whole.
-applied=$KSRC/.ksm-rs-applied
-want=$(cat "$KSM_RS_TOP"/scripts/ksm-rs/patches/*.patch 2>/dev/null | sha1sum | cut -c1-16)
 if [ "$(cat "$applied/series" 2>/dev/null)" != "$want" ]; then
 	if git rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
 		# Our cached tree: every tracked file back to pristine.
@@ -40,17 +60,11 @@ if [ "$(cat "$applied/series" 2>/dev/null)" != "$want" ]; then
 	echo "$want" >"$applied/series"
 fi
 
-# The overlay: every project file under a kernel path, but not the project's
-# own driver (top-level Makefile/Kbuild/Kconfig, scripts/ksm-rs, .ci, docs).
-manifest_new=$(mktemp)
-(cd "$KSM_RS_TOP" && git ls-files --cached --others --exclude-standard -- \
-	Documentation include kernel mm rust tools/testing/selftests lib |
-	while read -r f; do [ -f "$f" ] && echo "$f"; done) | sort >"$manifest_new"
-manifest_old=$KSRC/.ksm-rs-overlay
+# Overlay files gone from the project are removed from the tree.
 if [ -f "$manifest_old" ]; then
 	comm -23 "$manifest_old" "$manifest_new" | while read -r f; do
-		if git cat-file -e "pristine:$f" 2>/dev/null; then
-			git checkout -q pristine -- "$f"
+		if git cat-file -e "refs/tags/pristine:$f" 2>/dev/null; then
+			git checkout -q refs/tags/pristine -- "$f"
 		else
 			rm -f "$f"
 		fi
@@ -58,5 +72,5 @@ if [ -f "$manifest_old" ]; then
 	done
 fi
 rsync -rc --files-from="$manifest_new" "$KSM_RS_TOP"/ "$KSRC"/
-mv "$manifest_new" "$manifest_old"
+cp "$manifest_new" "$manifest_old"
 echo "$KSRC"
