@@ -296,10 +296,7 @@ impl Ksm {
         let mut addr = scanner.address;
         // The user reference taken by the caller keeps the address space from exiting while
         // we look: an exiting mm is caught before, when `mmget_not_zero()` fails.
-        loop {
-            let Some(vma) = guard.find_vma(addr) else {
-                break;
-            };
+        while let Some(vma) = guard.find_vma(addr) {
             if vma.flags() & VMA_MERGEABLE == 0 {
                 addr = vma.end();
                 continue;

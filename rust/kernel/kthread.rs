@@ -91,7 +91,7 @@ impl KThread {
                 Some(trampoline::<F>),
                 data,
                 bindings::NUMA_NO_NODE,
-                c"%s".as_ptr().cast(),
+                c"%s".as_char_ptr(),
                 name.as_char_ptr(),
             )
         });
@@ -152,9 +152,8 @@ pub fn should_stop() -> bool {
 /// [`try_to_freeze`] or in freezable waits.
 pub fn set_freezable() {
     // SAFETY: `set_freezable` only changes flags of the current task. (It returns whether the
-    // task may freeze with `CONFIG_FREEZER`, nothing without.)
-    #[allow(clippy::let_unit_value)]
-    let _ = unsafe { bindings::set_freezable() };
+    // task may freeze with `CONFIG_FREEZER` and nothing without; either is ignored here.)
+    unsafe { bindings::set_freezable() };
 }
 
 /// Returns whether the current task should freeze now.

@@ -153,6 +153,8 @@ unsafe impl Sync for KobjAttribute {}
 
 impl KobjAttribute {
     /// Builds the C attribute for `A`.
+    // `CStrExt::as_char_ptr` is not `const`; the cast gives the same pointer.
+    #[expect(clippy::disallowed_methods, reason = "const context")]
     pub const fn new<A: Attribute>() -> Self {
         // SAFETY: All-zero is a valid `kobj_attribute` (null pointers, `None` callbacks).
         let mut attr: bindings::kobj_attribute = unsafe { core::mem::zeroed() };
@@ -206,6 +208,8 @@ unsafe impl Sync for AttributeGroup {}
 impl AttributeGroup {
     /// Builds a group named `name` (a subdirectory; `None` puts the files in the kobject's own
     /// directory) from a NULL-terminated attribute array.
+    // `CStrExt::as_char_ptr` is not `const`; the cast gives the same pointer.
+    #[expect(clippy::disallowed_methods, reason = "const context")]
     pub const fn new(name: Option<&'static CStr>, attrs: *mut *mut bindings::attribute) -> Self {
         // SAFETY: All-zero is a valid `attribute_group`.
         let mut group: bindings::attribute_group = unsafe { core::mem::zeroed() };
