@@ -62,6 +62,7 @@ static unsigned long page_size;
 static pid_t main_pid;
 
 /* The mappings that live from one test to the next. */
+static char *private_map;	/* from test 1 to test 2 */
 static char *shared_map;	/* MAP_SHARED, from test 3 to test 8 */
 static char *existing_map;	/* mapped before PR_SET_MEMORY_MERGE */
 static char *later_map;		/* mapped after PR_SET_MEMORY_MERGE */
@@ -89,11 +90,11 @@ static const char *proc_name(pid_t pid, char *buf, size_t size)
 	return buf;
 }
 
-/* "-1 (ENOMEM)" for a failed call, "0" otherwise. */
+/* "-1 (errno 12: Cannot allocate memory)" for a failed call, "0" otherwise. */
 static const char *ret_str(long ret, int err, char *buf, size_t size)
 {
 	if (ret == -1)
-		snprintf(buf, size, "-1 (%s)", strerrorname_np(err) ?: "?");
+		snprintf(buf, size, "-1 (errno %d: %s)", err, strerror(err));
 	else
 		snprintf(buf, size, "%ld", ret);
 	return buf;
@@ -511,13 +512,11 @@ static void fill_distinct(char *area, unsigned long npages)
 /* ---- tests ---- */
 
 /* 1: MADV_MERGEABLE marks a private anonymous VMA. */
-static char *private_map;
-
 static void test_madv_mergeable(void)
 {
 	unsigned long size = 4 * page_size;
 	bool ok = true;
-	char rs[32];
+	char rs[96];
 	long ret;
 	int err;
 
@@ -549,7 +548,7 @@ static void test_madv_unmergeable(void)
 {
 	unsigned long size = 4 * page_size;
 	bool ok = true;
-	char rs[32];
+	char rs[96];
 	long ret;
 	int err;
 
@@ -576,7 +575,7 @@ static void test_madv_shared(void)
 {
 	unsigned long size = 4 * page_size;
 	bool ok = true;
-	char rs[32];
+	char rs[96];
 	long ret;
 	int err;
 
@@ -605,7 +604,7 @@ static void test_madv_hole(void)
 	unsigned long size = 3 * page_size;
 	char *map, *last;
 	bool ok = true;
-	char rs[32];
+	char rs[96];
 	long ret;
 	int err;
 
@@ -643,7 +642,7 @@ static void test_prctl_set(void)
 	const void *text = (const void *)(uintptr_t)test_prctl_set;
 	char *new_shared;
 	bool ok = true;
-	char rs[32];
+	char rs[96];
 	long ret;
 	int err;
 
@@ -697,7 +696,7 @@ static void fork_child(void)
 	unsigned long size = 2 * page_size;
 	const void *text = (const void *)(uintptr_t)fork_child;
 	bool ok = true;
-	char rs[32];
+	char rs[96];
 	char *map;
 	long ret;
 	int err;
@@ -742,7 +741,7 @@ static int exec_child_main(void)
 {
 	const void *text = (const void *)(uintptr_t)exec_child_main;
 	bool ok = true;
-	char rs[32];
+	char rs[96];
 	char *map;
 	long ret;
 	int err;
@@ -795,7 +794,7 @@ static void test_prctl_clear(void)
 	unsigned long size = 2 * page_size;
 	const void *text = (const void *)(uintptr_t)test_prctl_clear;
 	bool ok = true;
-	char rs[32];
+	char rs[96];
 	char *map;
 	long ret;
 	int err;
@@ -836,7 +835,7 @@ static void test_ksmd_scans(void)
 	unsigned long npages = SCAN_AREA_SIZE / page_size;
 	unsigned long full0 = 0, full = 0, scanned0 = 0, scanned = 0;
 	unsigned long start, waited;
-	char mode[64], rs[32];
+	char mode[64], rs[96];
 	struct ksm_stat st;
 	bool ok = true;
 	long ret;
