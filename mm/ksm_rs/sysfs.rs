@@ -270,7 +270,6 @@ fn general_profit() -> i64 {
         * kernel::page::PAGE_SIZE as i64
 }
 
-#[cfg(CONFIG_NUMA)]
 kernel::attribute_group!(
     pub(crate) static KSM_ATTR_GROUP = Some(c_str!("ksm")),
     [
@@ -285,37 +284,8 @@ kernel::attribute_group!(
         PagesSkipped,
         KsmZeroPages,
         FullScans,
+        #[cfg(CONFIG_NUMA)]
         MergeAcrossNodes,
-        MaxPageSharing,
-        StableNodeChains,
-        StableNodeDups,
-        StableNodeChainsPruneMillisecs,
-        UseZeroPages,
-        GeneralProfit,
-        SmartScan,
-        AdvisorMode,
-        AdvisorMaxCpu,
-        AdvisorMinPagesToScan,
-        AdvisorMaxPagesToScan,
-        AdvisorTargetScanTime,
-    ]
-);
-
-#[cfg(not(CONFIG_NUMA))]
-kernel::attribute_group!(
-    pub(crate) static KSM_ATTR_GROUP = Some(c_str!("ksm")),
-    [
-        SleepMillisecs,
-        PagesToScan,
-        Run,
-        PagesScanned,
-        PagesShared,
-        PagesSharing,
-        PagesUnshared,
-        PagesVolatile,
-        PagesSkipped,
-        KsmZeroPages,
-        FullScans,
         MaxPageSharing,
         StableNodeChains,
         StableNodeDups,

@@ -242,7 +242,8 @@ impl Drop for Registration {
     }
 }
 
-/// Defines a static [`AttributeGroup`] from a list of [`Attribute`] types.
+/// Defines a static [`AttributeGroup`] from a list of [`Attribute`] types; an entry may carry
+/// `#[cfg(...)]`.
 ///
 /// # Examples
 ///
@@ -262,11 +263,11 @@ impl Drop for Registration {
 /// ```
 #[macro_export]
 macro_rules! attribute_group {
-    ($vis:vis static $group:ident = $name:expr, [$($attr:ty),* $(,)?]) => {
+    ($vis:vis static $group:ident = $name:expr, [$($(#[$m:meta])* $attr:ty),* $(,)?]) => {
         $vis static $group: $crate::sysfs::AttributeGroup = {
-            const N: usize = [$(stringify!($attr)),*].len();
+            const N: usize = [$($(#[$m])* ()),*].len();
             static ATTRS: [$crate::sysfs::KobjAttribute; N] = [
-                $($crate::sysfs::KobjAttribute::new::<$attr>()),*
+                $($(#[$m])* $crate::sysfs::KobjAttribute::new::<$attr>()),*
             ];
             static PTRS: $crate::sysfs::AttributePointers<{ N + 1 }> =
                 $crate::sysfs::AttributePointers::new(&ATTRS);
