@@ -13,6 +13,7 @@ use kernel::{
     bindings,
     mm::{
         flags::{VM_MERGEABLE, VM_MERGE_ANY},
+        folio::Folio,
         virt::{flags, VmaRef},
         Mm,
     },
@@ -281,10 +282,12 @@ pub(crate) unsafe extern "C" fn __ksm_exit(mm: *mut bindings::mm_struct) {
     }
 }
 
-/// Returns the folio to map at `addr` on swap-in.
+/// Returns the folio to map at `addr` on swap-in: a KSM folio that still has its stable node
+/// can be mapped again as it is.
 ///
-/// Nothing is merged before the merge engine exists, so no KSM folio can reach swap-in and
-/// `folio` is always the right one.
+/// Swap-in of an anonymous folio that left its anon_vma (a KSM folio whose node is gone) would
+/// need a copy, as `mm/ksm.c` makes; that path is not written yet and the folio is returned as
+/// it is (see Documentation/mm/ksm_rs.rst).
 ///
 /// # Safety
 ///
@@ -300,16 +303,16 @@ pub(crate) unsafe extern "C" fn ksm_might_need_to_copy(
 
 /// Walks the mappings of a KSM folio (reclaim, migration, `page_idle`).
 ///
-/// Only called for KSM folios, which only the merge engine creates.
-///
 /// # Safety
 ///
 /// Called by the rmap code with a valid, locked KSM `folio` and a valid `rwc`.
 #[export]
 pub(crate) unsafe extern "C" fn rmap_walk_ksm(
-    _folio: *mut bindings::folio,
-    _rwc: *mut bindings::rmap_walk_control,
+    folio: *mut bindings::folio,
+    rwc: *mut bindings::rmap_walk_control,
 ) {
+    // SAFETY: `folio` is valid and locked, `rwc` valid (safety requirements).
+    unsafe { crate::engine::rmap_walk(Folio::from_raw(folio), rwc) };
 }
 
 /// Moves KSM state from `folio` to `newfolio` on migration; only called for KSM folios.
@@ -319,9 +322,12 @@ pub(crate) unsafe extern "C" fn rmap_walk_ksm(
 /// Called by the migration code with both folios valid and locked.
 #[export]
 pub(crate) unsafe extern "C" fn folio_migrate_ksm(
-    _newfolio: *mut bindings::folio,
-    _folio: *mut bindings::folio,
+    newfolio: *mut bindings::folio,
+    folio: *mut bindings::folio,
 ) {
+    // SAFETY: Both folios are valid and locked (safety requirements), and the migration code
+    // copied `mapping` to `newfolio` first.
+    unsafe { crate::engine::migrate(Folio::from_raw(newfolio), Folio::from_raw(folio)) };
 }
 
 /// Collects the processes that map a poisoned KSM page; only called for KSM folios.
@@ -340,7 +346,8 @@ pub(crate) unsafe extern "C" fn collect_procs_ksm(
 }
 
 /// Returns the memory KSM saves for `mm`, in bytes, for `/proc/<pid>/ksm_stat`:
-/// `(ksm_merging_pages + ksm_zero_pages) * PAGE_SIZE`, less the per-page metadata.
+/// `(ksm_merging_pages + ksm_zero_pages) * PAGE_SIZE`, less the per-page metadata
+/// (`ksm_rmap_items` items of [`crate::engine::ITEM_BYTES`]).
 ///
 /// # Safety
 ///
@@ -355,7 +362,10 @@ pub(crate) unsafe extern "C" fn ksm_process_profit(mm: *mut bindings::mm_struct)
             bindings::atomic64_read(&raw const (*mm).__bindgen_anon_1.ksm_zero_pages) as c_long,
         )
     };
+    // SAFETY: As above.
+    let items = unsafe { (*mm).__bindgen_anon_1.ksm_rmap_items } as c_long;
     (merging + zero) * kernel::page::PAGE_SIZE as c_long
+        - items * crate::engine::ITEM_BYTES as c_long
 }
 
 /// Tells whether `mm` has a mergeable VMA, for `/proc/<pid>/ksm_stat`.

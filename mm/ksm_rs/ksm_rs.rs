@@ -12,15 +12,15 @@
 //! - [`abi`]: the `ksm.h` functions: madvise, prctl, fork/exec/exit registration, `ksm_stat`;
 //! - [`scan`]: the mm slot registry, `ksmd` and its scan cursor;
 //! - [`tunables`]: the sysfs tunables and counters; [`sysfs`]: their files;
-//! - [`advisor`]: the scan-time advisor.
-//!
-//! The merge engine (stable and unstable trees, merging, the reverse map) is not written yet:
-//! ksmd scans and counts, but merges nothing, so no KSM page exists.
+//! - [`advisor`]: the scan-time advisor;
+//! - [`engine`]: the merge engine: per-page items, the unstable and stable trees, merging,
+//!   unmerging and the reverse map of KSM pages.
 
 use kernel::{bindings, prelude::*, sync::SetOnce, types::Opaque};
 
 mod abi;
 mod advisor;
+mod engine;
 mod scan;
 mod sysfs;
 mod tunables;
@@ -53,15 +53,17 @@ pub(crate) fn zero_pages() -> i64 {
     unsafe { bindings::atomic64_read(ksm_zero_pages.0.get()) }
 }
 
+/// The global count of KSM-placed zero pages, for the C atomic API.
+pub(crate) fn ksm_zero_pages_raw() -> *mut bindings::atomic_long_t {
+    ksm_zero_pages.0.get()
+}
+
 /// KSM's state, created by module init before anything can call into KSM.
 static KSM: SetOnce<Pin<KBox<scan::Ksm>>> = SetOnce::new();
 
 /// Unshares every KSM page mapped in `[start, end)` of `vma` (`break_ksm`).
-///
-/// Only the merge engine creates KSM pages and KSM-placed zero pages, and it does not exist
-/// yet, so there is nothing to unshare.
-pub(crate) fn break_ksm(_vma: &kernel::mm::virt::VmaRef, _start: usize, _end: usize) -> Result {
-    Ok(())
+pub(crate) fn break_ksm(vma: &kernel::mm::virt::VmaRef, start: usize, end: usize) -> Result {
+    engine::break_ksm(vma, start, end)
 }
 
 struct KsmModule {

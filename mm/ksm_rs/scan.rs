@@ -15,15 +15,22 @@
 //! [`Ksm::registry`] (a spinlock; `ksm_mmlist_lock`). Callers from C may hold the mmap lock
 //! when they enter the registry (`__ksm_enter` from madvise) but never the scanner lock.
 
-use crate::{advisor, tunables::*, KSM};
+use crate::{
+    advisor,
+    engine::{mm_key, Engine},
+    tunables::*,
+    KSM,
+};
 use core::pin::Pin;
 use kernel::{
     mm::{
         flags::{VM_MERGEABLE, VM_MERGE_ANY},
         virt::flags::MERGEABLE as VMA_MERGEABLE,
-        Mm, MmWithUser,
+        folio::PageRef,
+        Mm, MmWithUser, MmWithUserAsync,
     },
     new_condvar, new_mutex, new_spinlock,
+    page::PAGE_SIZE,
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
     sync::{aref::ARef, atomic::Relaxed, CondVar, Mutex, SpinLock},
@@ -34,8 +41,9 @@ use kernel::{
 pub(crate) struct Slot {
     /// The address space; this reference (`mmgrab`) keeps the `mm_struct` allocated.
     mm: ARef<Mm>,
-    /// Pages of this mm that KSM tracks. None yet: the merge engine will keep them here.
-    tracked: u64,
+    /// Whether the merge engine tracks pages of this mm; kept up to date by ksmd whenever its
+    /// cursor leaves the slot, so exact for every slot but the one at the cursor.
+    tracked: bool,
 }
 
 /// The slots, keyed and scanned in order of their `mm_struct`'s address.
@@ -51,6 +59,10 @@ pub(crate) struct Scanner {
     address: usize,
     /// The scan-time advisor.
     advisor: advisor::Ctx,
+    /// Items of the mm at the cursor from here up to the next page found are stale.
+    prune_from: usize,
+    /// The merge engine.
+    engine: Engine,
 }
 
 /// KSM's global state.
@@ -71,7 +83,7 @@ pub(crate) struct Ksm {
 }
 
 fn key(mm: &Mm) -> usize {
-    mm.as_raw() as usize
+    mm_key(mm)
 }
 
 impl Ksm {
@@ -83,7 +95,12 @@ impl Ksm {
                 "ksm_mmlist_lock"
             ),
             scanner <- new_mutex!(
-                Scanner { address: 0, advisor: advisor::Ctx::default() },
+                Scanner {
+                    address: 0,
+                    advisor: advisor::Ctx::default(),
+                    prune_from: 0,
+                    engine: Engine::new(),
+                },
                 "ksm_thread_mutex"
             ),
             thread_wait <- new_condvar!("ksm_thread_wait"),
@@ -101,7 +118,7 @@ impl Ksm {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let slot = Slot {
             mm: ARef::from(mm),
-            tracked: 0,
+            tracked: false,
         };
         let needs_wakeup;
         let old = {
@@ -129,7 +146,7 @@ impl Ksm {
             let mut reg = self.registry.lock();
             match reg.slots.get(&k) {
                 None => (false, None),
-                Some(slot) if reg.cursor != Some(k) && slot.tracked == 0 => {
+                Some(slot) if reg.cursor != Some(k) && !slot.tracked => {
                     (true, reg.slots.remove(&k))
                 }
                 Some(_) => (true, None),
@@ -176,17 +193,45 @@ impl Ksm {
         {
             let mut scanner = self.scanner.lock();
             if RUN.xchg(flags, Relaxed) != flags && flags & RUN_UNMERGE != 0 {
-                // Nothing is merged yet, so there is nothing to unshare; like
-                // `unmerge_and_remove_all_rmap_items()`, restart the scan from the first slot
-                // and the scan count from zero.
-                self.registry.lock().cursor = None;
-                scanner.address = 0;
-                COUNTERS.full_scans.store(0, Relaxed);
+                if let Err(e) = self.unmerge_all(&mut scanner) {
+                    // As `run_store`: stop, and report why the unmerge did not finish.
+                    RUN.store(RUN_STOP, Relaxed);
+                    return Err(e);
+                }
             }
         }
         if flags & RUN_MERGE != 0 {
             self.wake_thread();
         }
+        Ok(())
+    }
+
+    /// Unshares every KSM page and forgets every tracked page
+    /// (`unmerge_and_remove_all_rmap_items`); the next scan starts from the first slot.
+    fn unmerge_all(&self, scanner: &mut Scanner) -> Result {
+        let mut mms = KVec::new();
+        {
+            let mut reg = self.registry.lock();
+            reg.cursor = None;
+            for (_, slot) in reg.slots.iter() {
+                mms.push(slot.mm.clone(), GFP_ATOMIC)?;
+            }
+        }
+        scanner.address = 0;
+        scanner.prune_from = 0;
+        for mm in mms.iter() {
+            if let Some(user) = mm.mmget_not_zero() {
+                let user = MmWithUser::into_mmput_async(user);
+                Engine::unmerge_mm(&user)?;
+            }
+            scanner.engine.remove_items(key(mm), 0, usize::MAX);
+            if let Some(slot) = self.registry.lock().slots.get_mut(&key(mm)) {
+                slot.tracked = false;
+            }
+        }
+        drop(mms);
+        scanner.engine.remove_unmapped_stable_nodes();
+        COUNTERS.full_scans.store(0, Relaxed);
         Ok(())
     }
 
@@ -232,36 +277,44 @@ impl Ksm {
     fn do_scan(&self, scanner: &mut Scanner, mut n: u32) {
         while n > 0 && !kernel::kthread::freezing() {
             kernel::task::cond_resched();
-            if !self.next_page(scanner) {
+            let Some((mm, addr, page)) = self.next_page(scanner) else {
                 return;
-            }
+            };
+            scanner.engine.cmp_and_merge(&mm, addr, page);
             COUNTERS.pages_scanned.fetch_add(1, Relaxed);
             n -= 1;
         }
     }
 
-    /// Moves the cursor to the next present anonymous page of a mergeable VMA; returns `false`
-    /// at the end of a full scan (or when nothing is registered).
-    fn next_page(&self, scanner: &mut Scanner) -> bool {
+    /// Moves the cursor to the next present anonymous page of a mergeable VMA and returns it,
+    /// with its item ready (`scan_get_next_rmap_item`); `None` at the end of a full scan, when
+    /// nothing is registered, or when memory for an item is short.
+    fn next_page(&self, scanner: &mut Scanner) -> Option<(ARef<MmWithUserAsync>, usize, PageRef)> {
         loop {
             let mm = {
                 let mut reg = self.registry.lock();
                 let k = match reg.cursor {
                     Some(k) => k,
                     None => {
-                        let Some((&first, _)) = reg.slots.iter().next() else {
-                            return false;
-                        };
-                        scanner.advisor.start_scan();
+                        let (&first, _) = reg.slots.iter().next()?;
                         reg.cursor = Some(first);
+                        drop(reg);
+                        scanner.advisor.start_scan();
+                        // Pages held in per-CPU LRU batches have a raised reference count, which
+                        // makes `write_protect_page` refuse them: drain them once per full scan.
+                        // SAFETY: May be called from process context without locks held.
+                        unsafe { kernel::bindings::lru_add_drain_all() };
+                        scanner.engine.start_scan();
                         scanner.address = 0;
+                        scanner.prune_from = 0;
+                        reg = self.registry.lock();
                         first
                     }
                 };
                 match reg.slots.get(&k) {
                     Some(slot) => slot.mm.clone(),
                     // Only ksmd removes the slot at the cursor.
-                    None => return false,
+                    None => return None,
                 }
             };
 
@@ -270,28 +323,34 @@ impl Ksm {
                     // Drop the user reference with `mmput_async`: should it be the last one,
                     // the address space is torn down in a worker, not in ksmd.
                     let user = MmWithUser::into_mmput_async(user);
-                    if self.scan_mm(&user, scanner) {
-                        return true;
+                    match self.scan_mm(&user, scanner) {
+                        Ok(Some((addr, page))) => return Some((user, addr, page)),
+                        Ok(None) => {}
+                        Err(_) => return None,
                     }
                 }
                 None => {
                     // Exiting: `__ksm_exit` left the slot to us.
-                    self.advance(&mm, true);
+                    scanner.engine.remove_items(key(&mm), 0, usize::MAX);
+                    scanner.address = 0;
+                    scanner.prune_from = 0;
+                    self.advance(&mm, true, false);
                 }
             }
             if self.registry.lock().cursor.is_none() {
                 scanner.advisor.stop_scan();
                 COUNTERS.full_scans.fetch_add(1, Relaxed);
-                return false;
+                return None;
             }
         }
     }
 
-    /// Looks for the next page in the mm at the cursor, from `scanner.address`. Returns `true`
-    /// with the address advanced past a page found; `false` once the mm is done, the cursor
-    /// then moved on to the next slot.
-    fn scan_mm(&self, mm: &MmWithUser, scanner: &mut Scanner) -> bool {
+    /// Looks for the next page in the mm at the cursor, from `scanner.address`. Returns the
+    /// page with the address advanced past it; `None` once the mm is done, the cursor then moved
+    /// on to the next slot.
+    fn scan_mm(&self, mm: &MmWithUser, scanner: &mut Scanner) -> Result<Option<(usize, PageRef)>> {
         let guard = mm.mmap_read_lock();
+        let mmk = key(mm);
         let mut seen_mergeable = false;
         let mut addr = scanner.address;
         // The user reference taken by the caller keeps the address space from exiting while
@@ -308,26 +367,36 @@ impl Ksm {
                 continue;
             }
             while addr < vma.end() {
-                let found = vma.folio_at(addr);
-                addr += kernel::page::PAGE_SIZE;
-                if matches!(found, Some(f) if f.anon) {
-                    scanner.address = addr;
-                    return true;
+                if let Some(page) = vma.anon_page_at(addr) {
+                    // Items between the last page found and this one are for unmapped pages.
+                    scanner.engine.remove_items(mmk, scanner.prune_from, addr);
+                    scanner.engine.get_or_create_item(mm, addr)?;
+                    scanner.prune_from = addr + PAGE_SIZE;
+                    if !scanner.engine.should_skip(mmk, addr, page.folio()) {
+                        scanner.address = addr + PAGE_SIZE;
+                        return Ok(Some((addr, page)));
+                    }
                 }
+                addr += PAGE_SIZE;
                 kernel::task::cond_resched();
             }
         }
+        // Items above the last page found have no mergeable VMA any more.
+        scanner.engine.remove_items(mmk, scanner.prune_from, usize::MAX);
         // No mergeable VMA in the whole pass over this mm (`scanner.address` is still 0 when
         // none was met in an earlier batch either): unregister it, still under the mmap lock so
         // that a racing MADV_MERGEABLE sees `MMF_VM_MERGEABLE` cleared and registers again.
-        self.advance(mm, !seen_mergeable && scanner.address == 0);
+        let tracked = scanner.engine.has_items(mmk);
+        self.advance(mm, !seen_mergeable && scanner.address == 0 && !tracked, tracked);
         drop(guard);
         scanner.address = 0;
-        false
+        scanner.prune_from = 0;
+        Ok(None)
     }
 
-    /// Moves the cursor past the current slot, removing it when `remove`.
-    fn advance(&self, mm: &Mm, remove: bool) {
+    /// Moves the cursor past the current slot, removing it when `remove`, else noting whether
+    /// the merge engine tracks pages of it.
+    fn advance(&self, mm: &Mm, remove: bool, tracked: bool) {
         let removed = {
             let mut reg = self.registry.lock();
             let Some(k) = reg.cursor else { return };
@@ -338,6 +407,9 @@ impl Ksm {
             if remove {
                 reg.slots.remove(&k)
             } else {
+                if let Some(slot) = reg.slots.get_mut(&k) {
+                    slot.tracked = tracked;
+                }
                 None
             }
         };

@@ -264,10 +264,11 @@ fn pages_volatile() -> i64 {
     v.max(0)
 }
 
-/// `general_profit`: memory saved, in bytes (the merge engine will subtract its metadata).
+/// `general_profit`: memory saved, in bytes, less the metadata of the tracked pages.
 fn general_profit() -> i64 {
     (COUNTERS.pages_sharing.load(Relaxed) as i64 + crate::zero_pages())
         * kernel::page::PAGE_SIZE as i64
+        - COUNTERS.rmap_items.load(Relaxed) as i64 * crate::engine::ITEM_BYTES as i64
 }
 
 kernel::attribute_group!(

@@ -7,8 +7,17 @@
 //! C headers: [`include/linux/mm.h`](srctree/include/linux/mm.h),
 //! [`include/linux/pagewalk.h`](srctree/include/linux/pagewalk.h)
 
-use super::{virt::VmaRef, MmapReadGuard};
-use crate::bindings;
+use super::{
+    folio::{Folio, PageRef},
+    pte::Pte,
+    virt::VmaRef,
+    MmapReadGuard,
+};
+use crate::{bindings, sync::aref::ARef};
+use core::ptr::NonNull;
+
+/// `FW_ZEROPAGE`: let the walk return the shared zero page too.
+const FW_ZEROPAGE: bindings::folio_walk_flags_t = 1;
 
 impl<'a> MmapReadGuard<'a> {
     /// Returns the first VMA that ends above `addr` (it may start above `addr` too), as
@@ -36,6 +45,8 @@ pub struct MappedFolio {
     pub ksm: bool,
     /// The page frame number of the mapped page.
     pub pfn: usize,
+    /// The entry maps the shared zero page and is dirty: a zero page placed by KSM.
+    pub ksm_zero: bool,
 }
 
 impl VmaRef {
@@ -47,9 +58,14 @@ impl VmaRef {
         !unsafe { (*self.as_ptr()).anon_vma }.is_null()
     }
 
-    /// Looks at the page mapped at `addr` (which must lie in the VMA), with `folio_walk_start()`:
-    /// `None` when nothing (or a swap or migration entry) is mapped there.
-    pub fn folio_at(&self, addr: usize) -> Option<MappedFolio> {
+    /// Runs `f` on the folio mapped at `addr` (which must lie in the VMA) and the walk that
+    /// found it, with the page table lock held, as `folio_walk_start()` does.
+    fn walk<R>(
+        &self,
+        addr: usize,
+        flags: bindings::folio_walk_flags_t,
+        f: impl FnOnce(&Folio, &bindings::folio_walk) -> R,
+    ) -> Option<R> {
         if addr < self.start() || addr >= self.end() {
             return None;
         }
@@ -57,21 +73,47 @@ impl VmaRef {
         let mut fw: bindings::folio_walk = unsafe { core::mem::zeroed() };
         // SAFETY: The VMA is valid and its mmap lock held (type invariant of `VmaRef`), and `addr`
         // lies within it.
-        let folio = unsafe { bindings::folio_walk_start(&mut fw, self.as_ptr(), addr, 0) };
+        let folio = unsafe { bindings::folio_walk_start(&mut fw, self.as_ptr(), addr, flags) };
         if folio.is_null() {
             return None;
         }
         // SAFETY: `folio_walk_start` returned a folio mapped at `addr`, which the page table lock
-        // it holds keeps mapped, and `fw.page` its page.
-        let found = unsafe {
-            MappedFolio {
-                anon: bindings::folio_test_anon(folio),
-                ksm: bindings::folio_test_ksm(folio),
-                pfn: bindings::page_to_pfn(fw.page) as usize,
-            }
-        };
+        // it holds keeps mapped (and so referenced) until `folio_walk_end`.
+        let r = f(unsafe { Folio::from_raw(folio) }, &fw);
         // SAFETY: Ends the successful walk started above, on the same VMA.
         unsafe { bindings::folio_walk_end(&mut fw, self.as_ptr()) };
-        Some(found)
+        Some(r)
+    }
+
+    /// Looks at the page mapped at `addr` (which must lie in the VMA), with `folio_walk_start()`:
+    /// `None` when nothing (or a swap or migration entry) is mapped there. The shared zero page
+    /// is reported too.
+    pub fn folio_at(&self, addr: usize) -> Option<MappedFolio> {
+        self.walk(addr, FW_ZEROPAGE, |folio, fw| {
+            let pte_level = fw.level == bindings::folio_walk_level_FW_LEVEL_PTE;
+            // SAFETY: For a PTE-level hit, `fw.pte` holds the value of the entry.
+            let pte = Pte::from_raw(unsafe { fw.__bindgen_anon_2.pte });
+            MappedFolio {
+                anon: folio.test_anon(),
+                ksm: folio.test_ksm(),
+                // SAFETY: `fw.page` is the mapped page, valid under the page table lock.
+                pfn: unsafe { bindings::page_to_pfn(fw.page) as usize },
+                ksm_zero: pte_level && pte.is_ksm_zero(),
+            }
+        })
+    }
+
+    /// Takes a reference on the anonymous page mapped at `addr` (not the zero page, nor
+    /// ZONE_DEVICE memory), as ksmd does for each page it scans.
+    pub fn anon_page_at(&self, addr: usize) -> Option<PageRef> {
+        self.walk(addr, 0, |folio, fw| {
+            if folio.is_zone_device() || !folio.test_anon() {
+                return None;
+            }
+            let folio: ARef<Folio> = folio.into();
+            // SAFETY: `fw.page` is a page of `folio`, non-null on a successful walk.
+            Some(unsafe { PageRef::new(folio, NonNull::new_unchecked(fw.page)) })
+        })
+        .flatten()
     }
 }

@@ -1,0 +1,1156 @@
+// SPDX-License-Identifier: GPL-2.0
+
+// Copyright (C) 2026 The ksm-rs authors.
+
+//! The merge engine: per-page items, the unstable and stable trees, merging and unmerging.
+//!
+//! # Design
+//!
+//! `mm/ksm.c` orders both trees by page contents, comparing whole pages (`memcmp`) at every
+//! level of every search. Here both trees are ordered by a 64-bit hash of the contents (the
+//! `xxh64` that `mm/ksm.c` already computes for its volatility check), so a search reads the
+//! page once to hash it and once more only to confirm a candidate of equal hash. Equal contents
+//! always have equal hashes, so nothing that `mm/ksm.c` would merge is missed; a hash collision
+//! only costs a comparison.
+//!
+//! - Every tracked page has an [`Item`] (`struct ksm_rmap_item`), kept per address space in an
+//!   address-ordered tree, created lazily by the scan and freed when the scan finds the address
+//!   no longer mapped.
+//! - The unstable tree holds `(tree, hash, mm, address)` of pages whose hash did not change
+//!   between two scans; it is emptied at the start of every full scan.
+//! - The stable tree holds one [`StableNode`] per KSM page, keyed by `(tree, hash, id)`. Nodes of
+//!   equal contents (a KSM page reached `max_page_sharing` and a duplicate was started) form a
+//!   chain: `stable_node_chains` and `stable_node_dups` count them.
+//! - `tree` is the NUMA node of the page when `merge_across_nodes` is 0, else 0.
+//!
+//! A KSM folio points to its stable node from `folio->mapping` (with `FOLIO_MAPPING_KSM`), so
+//! that the rest of mm calls [`rmap_walk_ksm`] and friends for it. A node is freed only once its
+//! folio no longer points to it (the folio was freed or migrated): the "keyhole" of
+//! `ksm_get_folio()`.
+//!
+//! # Locking
+//!
+//! The engine belongs to ksmd's batch (the scanner mutex). A stable node's list of mappings is
+//! changed and read only under its KSM folio's lock, which is also what [`rmap_walk_ksm`]'s
+//! callers hold.
+
+use crate::tunables::*;
+use core::{cell::UnsafeCell, ptr};
+use kernel::{
+    bindings,
+    mm::{
+        folio::{Folio, FolioLockGuard, PageRef},
+        pte::{self, FolioPte, MmuInvalidation, Pte},
+        virt::{flags as vma_flags, VmaRef},
+        Mm, MmWithUser, MmWithUserAsync, MmapReadGuard,
+    },
+    page::PAGE_SIZE,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    sync::{
+        aref::ARef,
+        atomic::{Acquire, Atomic, Relaxed, Release},
+    },
+};
+
+/// Key of the unstable tree: (tree, content hash, mm key, address).
+type UKey = (u32, u64, usize, usize);
+/// Key of the stable tree: (tree, content hash, node id).
+type SKey = (u32, u64, u64);
+
+/// One mapping of a KSM page (the stable side of `struct ksm_rmap_item`).
+#[derive(Clone, Copy)]
+struct Mapping {
+    /// The address space (its key), to tell the mapping from forks of it in an rmap walk.
+    mm: usize,
+    /// The user address.
+    addr: usize,
+    /// The VMA's anon_vma, referenced (`get_anon_vma`) while the mapping is listed.
+    anon_vma: *mut bindings::anon_vma,
+}
+
+/// A KSM page (`struct ksm_stable_node`).
+pub(crate) struct StableNode {
+    /// The page frame of the KSM folio; changed by migration (`folio_migrate_ksm`).
+    kpfn: Atomic<usize>,
+    /// The node's key in the stable tree.
+    key: SKey,
+    /// The number of mappings, readable without the folio lock (`rmap_hlist_len`).
+    len: Atomic<u32>,
+    /// The mappings. Only accessed under the KSM folio's lock.
+    maps: UnsafeCell<KVec<Mapping>>,
+}
+
+// SAFETY: `maps` is only accessed under the folio lock of the KSM folio (see the accessors);
+// the other fields are atomics or immutable.
+unsafe impl Sync for StableNode {}
+// SAFETY: As above; the raw anon_vma pointers are references that may be dropped anywhere.
+unsafe impl Send for StableNode {}
+
+impl StableNode {
+    /// The `folio->mapping` word of a KSM folio that points to this node.
+    fn mapping_word(&self) -> usize {
+        ptr::from_ref(self) as usize | bindings::FOLIO_MAPPING_KSM as usize
+    }
+
+    /// The mappings.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the KSM folio's lock, or the node is unreachable from any folio.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn maps(&self) -> &mut KVec<Mapping> {
+        // SAFETY: The folio lock serialises all access (safety requirement).
+        unsafe { &mut *self.maps.get() }
+    }
+}
+
+/// Returns the stable node of a KSM folio (`folio_stable_node`): null for a KSM folio that is
+/// still being set up, and for other folios.
+pub(crate) fn folio_stable_node(folio: &Folio) -> *const StableNode {
+    let word = folio.mapping_word();
+    if word & bindings::FOLIO_MAPPING_FLAGS as usize != bindings::FOLIO_MAPPING_KSM as usize {
+        return ptr::null();
+    }
+    (word & !(bindings::FOLIO_MAPPING_FLAGS as usize)) as *const StableNode
+}
+
+/// A tracked page (`struct ksm_rmap_item`).
+#[derive(Clone, Copy)]
+pub(crate) struct Item {
+    /// The content hash at the last scan.
+    hash: u64,
+    /// The stable node when merged, else null.
+    node: *const StableNode,
+    /// The VMA's anon_vma, referenced, once merged (also between merging and listing).
+    anon_vma: *mut bindings::anon_vma,
+    /// The unstable tree the item is in, when `unstable`.
+    nid: u16,
+    /// The scan that put the item in the unstable tree.
+    seq: u8,
+    /// The item is counted in `pages_unshared` (in the unstable tree of scan `seq`).
+    unstable: bool,
+    /// `hash` is valid.
+    hashed: bool,
+    /// Scans without merging (smart scan).
+    age: u8,
+    /// Scans still to skip (smart scan).
+    skips: u8,
+}
+
+/// The bytes of metadata per tracked page: the item and its tree links, as allocated.
+pub(crate) const ITEM_BYTES: usize =
+    (core::mem::size_of::<Item>() + core::mem::size_of::<bindings::rb_node>() + 8).next_power_of_two();
+
+impl Item {
+    const fn new() -> Self {
+        Self {
+            hash: 0,
+            node: ptr::null(),
+            anon_vma: ptr::null_mut(),
+            nid: 0,
+            seq: 0,
+            unstable: false,
+            hashed: false,
+            age: 0,
+            skips: 0,
+        }
+    }
+}
+
+/// The items of one address space.
+struct MmItems {
+    /// The `mm_struct`, kept allocated by its slot in the registry while it has items.
+    mm: *mut bindings::mm_struct,
+    /// The items by address.
+    items: RBTree<usize, Item>,
+}
+
+/// What a page is merged with.
+enum Target<'a> {
+    /// Nothing yet: the page becomes a KSM page of its own.
+    NewKsm,
+    /// An existing KSM folio.
+    Ksm(&'a Folio),
+    /// The zero page for the address.
+    Zero(usize),
+}
+
+/// The merge engine's state.
+pub(crate) struct Engine {
+    mms: RBTree<usize, MmItems>,
+    unstable: RBTree<UKey, ()>,
+    stable: RBTree<SKey, KBox<StableNode>>,
+    /// The full scan count, modulo 256 (`ksm_scan.seqnr`).
+    seq: u8,
+    next_id: u64,
+    zero_hash: u64,
+}
+
+// SAFETY: The raw pointers are to mm_structs, anon_vmas and stable nodes, used under the
+// scanner lock that owns the engine.
+unsafe impl Send for Engine {}
+
+/// A page of zeroes, to compare candidates for the zero page with.
+static ZEROES: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
+
+/// The content hash of a page.
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    // SAFETY: `bytes` is valid for its length.
+    unsafe { bindings::xxh64(bytes.as_ptr().cast(), bytes.len(), 0) }
+}
+
+fn hash_page(page: &PageRef) -> u64 {
+    page.with_bytes(hash_bytes)
+}
+
+/// Whether two pages have the same contents (`pages_identical`).
+fn identical(a: &PageRef, b: &Folio) -> bool {
+    a.with_bytes(|x| b.with_page_bytes(0, |y| x == y))
+}
+
+/// The tree a page of node `nid` goes to.
+fn tree_of(nid: i32) -> u32 {
+    if MERGE_ACROSS_NODES.load(Relaxed) != 0 {
+        0
+    } else {
+        nid as u32
+    }
+}
+
+/// The key of an mm in the engine and the registry.
+pub(crate) fn mm_key(mm: &Mm) -> usize {
+    mm.as_raw() as usize
+}
+
+/// Adds `delta` to one of the `unsigned long` KSM counters of `mm`.
+fn mm_add(mm: *mut bindings::mm_struct, rmap_items: isize, merging: isize) {
+    // SAFETY: `mm` is kept allocated by its registry slot while it has items; C updates these
+    // counters without locks too (ksmd is their only writer).
+    unsafe {
+        let m = &mut (*mm).__bindgen_anon_1;
+        m.ksm_rmap_items = m.ksm_rmap_items.wrapping_add_signed(rmap_items);
+        m.ksm_merging_pages = m.ksm_merging_pages.wrapping_add_signed(merging);
+    }
+}
+
+fn counter_dec(c: &Atomic<u64>) {
+    c.fetch_sub(1, Relaxed);
+}
+
+fn counter_inc(c: &Atomic<u64>) {
+    c.fetch_add(1, Relaxed);
+}
+
+/// Takes a reference on the folio of a stable node, if it still is the node's
+/// (`ksm_get_folio(KSM_GET_FOLIO_NOLOCK)`); `None` means the node is stale.
+fn node_folio(node: &StableNode) -> Option<ARef<Folio>> {
+    let expected = node.mapping_word();
+    loop {
+        let kpfn = node.kpfn.load(Acquire);
+        // SAFETY: `kpfn` was the frame of a folio, so it has a `struct page`.
+        let folio = unsafe { Folio::try_get_pfn(kpfn) };
+        if let Some(folio) = folio {
+            if folio.mapping_word() == expected {
+                return Some(folio);
+            }
+        }
+        // Migration may have moved the node to a new folio meanwhile.
+        if node.kpfn.load(Acquire) == kpfn {
+            return None;
+        }
+    }
+}
+
+/// Locks the folio of a stable node and checks it still is the node's.
+fn lock_node_folio<'a>(node: &StableNode, folio: &'a Folio) -> Option<FolioLockGuard<'a>> {
+    let guard = folio.lock();
+    (guard.mapping_word() == node.mapping_word()).then_some(guard)
+}
+
+/// Finds the mergeable VMA at `addr` (`find_mergeable_vma`).
+fn mergeable_vma<'a>(guard: &'a MmapReadGuard<'_>, addr: usize) -> Option<&'a VmaRef> {
+    let vma = guard.vma_lookup(addr)?;
+    (vma.flags() & vma_flags::MERGEABLE != 0 && vma.has_anon_vma()).then_some(vma)
+}
+
+/// Write-protects the page table entry that maps `page` in `vma`, so that its contents cannot
+/// change, and returns it (`write_protect_page`). Fails if the page may be pinned (O_DIRECT,
+/// GUP) or is not mapped there any more.
+fn write_protect_page(vma: &VmaRef, folio: &FolioLockGuard<'_>, page: &PageRef) -> Result<Pte> {
+    if folio.test_large() {
+        return Err(EFAULT);
+    }
+    let addr = pte::address_in_vma(folio, 0, vma).ok_or(EFAULT)?;
+    let mm = vma.mm();
+    let _inv = MmuInvalidation::start(mm, addr, addr + PAGE_SIZE);
+    let mut ptep = FolioPte::find(folio, vma, addr).ok_or(EFAULT)?;
+    let mut entry = ptep.get();
+    if !entry.present() {
+        return Err(EFAULT);
+    }
+    let anon_exclusive = page.anon_exclusive();
+    if entry.write() || entry.dirty() || anon_exclusive || pte::tlb_flush_pending(mm) {
+        let swapped = i32::from(folio.test_swapcache());
+        ptep.flush_cache(folio.pfn());
+        // Clear the entry and flush the TLB before looking at the reference count, so that no
+        // GUP-fast or O_DIRECT can start after the check. No MMU notifier beyond the range
+        // above: the entry is only downgraded to read-only.
+        // SAFETY: An entry is put back on every path below.
+        entry = unsafe { ptep.clear_flush() };
+        if folio.mapcount() + 1 + swapped != folio.ref_count() {
+            // SAFETY: Restores the entry just cleared.
+            unsafe { ptep.set(entry) };
+            return Err(EFAULT);
+        }
+        // SAFETY: The folio is locked and the entry cleared and flushed.
+        if anon_exclusive && !unsafe { page.try_share_anon_rmap() } {
+            // SAFETY: Restores the entry just cleared.
+            unsafe { ptep.set(entry) };
+            return Err(EFAULT);
+        }
+        if entry.dirty() {
+            folio.mark_dirty();
+        }
+        entry = entry.mkclean();
+        if entry.write() {
+            entry = entry.wrprotect();
+        }
+        // SAFETY: The same page, read-only and clean: a downgrade of the entry cleared above.
+        unsafe { ptep.set(entry) };
+    }
+    Ok(entry)
+}
+
+/// Replaces the write-protected entry `orig` that maps `page` in `vma` with one that maps the
+/// KSM folio `kfolio` or the zero page (`replace_page`).
+fn replace_page(
+    vma: &VmaRef,
+    folio: &FolioLockGuard<'_>,
+    page: &PageRef,
+    target: &Target<'_>,
+    orig: Pte,
+) -> Result {
+    let addr = pte::address_in_vma(folio, page.index(), vma).ok_or(EFAULT)?;
+    let mm = vma.mm();
+    let _inv = MmuInvalidation::start(mm, addr, addr + PAGE_SIZE);
+    let mut ptep = FolioPte::find(folio, vma, addr).ok_or(EFAULT)?;
+    if !ptep.get().same(orig) {
+        return Err(EFAULT);
+    }
+    let newpte = match target {
+        Target::Ksm(kfolio) => {
+            let kpage = kfolio.page_raw(0);
+            // The new mapping's reference, handed over to the page table.
+            core::mem::forget(ARef::<Folio>::from(*kfolio));
+            // SAFETY: The new entry is installed below under the page table lock we hold, with
+            // the reference just taken; for a KSM folio the rmap only counts the mapping (its
+            // stable node, not an anon_vma, finds the mappings), as `replace_page()` in C.
+            unsafe { pte::add_anon_rmap(kfolio, kpage, vma, addr) };
+            pte::mk_pte(kpage, vma)
+        }
+        Target::Zero(zaddr) => {
+            let zpfn = pte::zero_page(*zaddr);
+            // SAFETY: The zero page is a valid page.
+            let pfn = unsafe { bindings::page_to_pfn(zpfn) } as usize;
+            // A dirty zero-page entry marks a zero page placed by KSM (`is_ksm_zero_pte`).
+            let p = Pte::from_pfn(pfn, pte::page_prot(vma)).mkspecial().mkdirty();
+            // SAFETY: `ksm_zero_pages` and the mm's counter are `atomic_long_t`s (`atomic64_t`
+            // on 64-bit), as `ksm_map_zero_page()` updates them; we replace an anonymous page,
+            // so its `MM_ANONPAGES` count goes, as in C.
+            unsafe {
+                bindings::atomic64_inc(crate::ksm_zero_pages_raw());
+                bindings::atomic64_inc(&raw mut (*mm.as_raw()).__bindgen_anon_1.ksm_zero_pages);
+                bindings::dec_mm_counter(mm.as_raw(), bindings::MM_ANONPAGES as i32);
+            }
+            p
+        }
+        Target::NewKsm => return Err(EINVAL),
+    };
+    ptep.flush_cache(ptep.get().pfn());
+    // No MMU notifier beyond the range above: a read-only page is replaced by another
+    // read-only page with the same contents.
+    // SAFETY: The new entry is installed right after.
+    unsafe { ptep.clear_flush() };
+    // SAFETY: `newpte` maps the KSM folio (referenced and in its rmap, above) or is a special
+    // zero-page entry.
+    unsafe { ptep.set(newpte) };
+    // SAFETY: The entry that mapped `page` was just replaced under the page table lock.
+    unsafe { pte::remove_rmap(folio, page.as_raw(), vma) };
+    if !folio.mapped() {
+        folio.free_swap();
+    }
+    // Drop the old mapping's reference.
+    // SAFETY: The page table held a reference on the folio for the entry just replaced; our
+    // own reference (in `page`) keeps it alive until the caller drops it.
+    unsafe { bindings::folio_put(folio.as_raw()) };
+    drop(ptep);
+    Ok(())
+}
+
+/// Merges `page`, mapped at its address in `vma`, with `target` (`try_to_merge_one_page`).
+fn merge_one_page(vma: &VmaRef, page: &PageRef, target: &Target<'_>) -> Result {
+    if let Target::Ksm(kfolio) = target {
+        if page.as_raw() == kfolio.page_raw(0) {
+            // A KSM page forked: already merged.
+            return Ok(());
+        }
+    }
+    if !page.folio().test_anon() {
+        return Err(EFAULT);
+    }
+    // Try-lock: better to scan on and come back than to wait here.
+    let folio = page.folio().try_lock().ok_or(EFAULT)?;
+    if folio.test_large() {
+        // Split the large folio; the single pages are merged on a later scan.
+        let _ = folio.split();
+        return Err(EFAULT);
+    }
+    let orig = write_protect_page(vma, &folio, page)?;
+    match target {
+        Target::NewKsm => {
+            // While we hold the folio lock, make it a KSM folio with no stable node yet:
+            // `Engine::stable_insert()` sets the node.
+            // SAFETY: The folio is locked and is anonymous, write-protected and not exclusive.
+            unsafe { folio.set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize) };
+            folio.mark_accessed();
+            // Reclaim frees clean folios with no dirty entries: make sure it is swapped.
+            if !folio.test_dirty() {
+                folio.mark_dirty();
+            }
+            Ok(())
+        }
+        Target::Ksm(kfolio) => {
+            if identical(page, kfolio) {
+                replace_page(vma, &folio, page, target, orig)
+            } else {
+                Err(EFAULT)
+            }
+        }
+        Target::Zero(_) => {
+            if page.with_bytes(|b| b == &ZEROES[..]) {
+                replace_page(vma, &folio, page, target, orig)
+            } else {
+                Err(EFAULT)
+            }
+        }
+    }
+}
+
+/// Unshares every KSM page and KSM-placed zero page mapped in `[start, end)` of `vma`
+/// (`break_ksm`), with a fault that copies it (`FAULT_FLAG_UNSHARE`). The caller holds the
+/// mmap lock.
+pub(crate) fn break_ksm(vma: &VmaRef, start: usize, end: usize) -> Result {
+    let mut addr = start;
+    while addr < end {
+        kernel::task::cond_resched();
+        if kernel::current!().signal_pending() {
+            return Err(ERESTARTSYS);
+        }
+        let found = vma.folio_at(addr);
+        if !matches!(found, Some(f) if f.ksm || f.ksm_zero) {
+            addr += PAGE_SIZE;
+            continue;
+        }
+        // SAFETY: The VMA is valid and its mmap lock held (type invariant of `VmaRef`); an
+        // unshare fault without FAULT_FLAG_ALLOW_RETRY never drops the mmap lock.
+        let ret = unsafe {
+            bindings::handle_mm_fault(
+                vma.as_ptr(),
+                addr,
+                bindings::fault_flag_FAULT_FLAG_UNSHARE | bindings::fault_flag_FAULT_FLAG_REMOTE,
+                ptr::null_mut(),
+            )
+        };
+        // Look again at the same address: the fault may back out (e.g. the accessed bit changed
+        // under it). SIGBUS or SIGSEGV: racing truncation or unmapping took the page away.
+        if ret & bindings::vm_fault_reason_VM_FAULT_OOM != 0 {
+            return Err(ENOMEM);
+        }
+        if ret & (bindings::vm_fault_reason_VM_FAULT_SIGBUS | bindings::vm_fault_reason_VM_FAULT_SIGSEGV)
+            != 0
+        {
+            addr += PAGE_SIZE;
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Creates an empty engine.
+    pub(crate) fn new() -> Self {
+        Self {
+            mms: RBTree::new(),
+            unstable: RBTree::new(),
+            stable: RBTree::new(),
+            seq: 0,
+            next_id: 0,
+            zero_hash: hash_bytes(&ZEROES),
+        }
+    }
+
+    /// Starts a full scan: the unstable tree starts empty (`root_unstable_tree[nid] = RB_ROOT`).
+    pub(crate) fn start_scan(&mut self) {
+        self.unstable = RBTree::new();
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    /// Whether `mm` has tracked pages.
+    pub(crate) fn has_items(&self, mmk: usize) -> bool {
+        self.mms.get(&mmk).is_some_and(|m| !m.items.is_empty())
+    }
+
+    fn item_mut(&mut self, mmk: usize, addr: usize) -> Option<&mut Item> {
+        self.mms.get_mut(&mmk)?.items.get_mut(&addr)
+    }
+
+    fn item(&self, mmk: usize, addr: usize) -> Option<Item> {
+        self.mms.get(&mmk)?.items.get(&addr).copied()
+    }
+
+    fn mm_ptr(&self, mmk: usize) -> Option<*mut bindings::mm_struct> {
+        self.mms.get(&mmk).map(|m| m.mm)
+    }
+
+    /// Takes a user reference on a tracked mm, unless it is exiting.
+    fn mm_user(&self, mmk: usize) -> Option<ARef<MmWithUserAsync>> {
+        let mm = self.mm_ptr(mmk)?;
+        // SAFETY: The mm is kept allocated by its registry slot while it has items.
+        let mm = unsafe { Mm::from_raw(mm) };
+        mm.mmget_not_zero().map(MmWithUser::into_mmput_async)
+    }
+
+    /// Returns the item for `addr` of `mm`, creating it (`get_next_rmap_item`).
+    pub(crate) fn get_or_create_item(&mut self, mm: &Mm, addr: usize) -> Result {
+        let mmk = mm_key(mm);
+        if self.mms.get(&mmk).is_none() {
+            let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+            self.mms.insert(node.into_node(
+                mmk,
+                MmItems {
+                    mm: mm.as_raw(),
+                    items: RBTree::new(),
+                },
+            ));
+        }
+        let m = self.mms.get_mut(&mmk).ok_or(EINVAL)?;
+        if m.items.get(&addr).is_some() {
+            return Ok(());
+        }
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        m.items.insert(node.into_node(addr, Item::new()));
+        mm_add(m.mm, 1, 0);
+        counter_inc(&COUNTERS.rmap_items);
+        Ok(())
+    }
+
+    /// Frees the items of `mm` in `[start, end)` (addresses the scan found unmapped).
+    pub(crate) fn remove_items(&mut self, mmk: usize, start: usize, end: usize) {
+        loop {
+            let addr = {
+                let Some(m) = self.mms.get(&mmk) else { return };
+                match m.items.cursor_lower_bound(&start) {
+                    Some(c) if *c.current().0 < end => *c.current().0,
+                    _ => break,
+                }
+            };
+            self.free_item(mmk, addr);
+            kernel::task::cond_resched();
+        }
+        if self.mms.get(&mmk).is_some_and(|m| m.items.is_empty()) {
+            self.mms.remove(&mmk);
+        }
+    }
+
+    fn free_item(&mut self, mmk: usize, addr: usize) {
+        self.remove_from_tree(mmk, addr);
+        if let Some(m) = self.mms.get_mut(&mmk) {
+            if let Some(item) = m.items.remove(&addr) {
+                if !item.anon_vma.is_null() {
+                    // Merged but never listed (cannot happen outside a merge in progress).
+                    // SAFETY: The item held this reference.
+                    unsafe { bindings::put_anon_vma(item.anon_vma) };
+                }
+                mm_add(m.mm, -1, 0);
+                counter_dec(&COUNTERS.rmap_items);
+            }
+        }
+    }
+
+    /// Takes an item out of the stable or unstable tree (`remove_rmap_item_from_tree`).
+    fn remove_from_tree(&mut self, mmk: usize, addr: usize) {
+        let Some(item) = self.item(mmk, addr) else { return };
+        if !item.node.is_null() {
+            // SAFETY: An item's node stays allocated while the item points to it.
+            let node = unsafe { &*item.node };
+            let Some(kfolio) = node_folio(node) else {
+                // The KSM page is gone: drop the node, which resets this item too.
+                self.remove_node(node.key);
+                return;
+            };
+            let Some(guard) = lock_node_folio(node, &kfolio) else {
+                drop(kfolio);
+                self.remove_node(node.key);
+                return;
+            };
+            // SAFETY: We hold the KSM folio's lock.
+            let maps = unsafe { node.maps() };
+            if let Some(i) = maps.iter().position(|m| m.mm == mmk && m.addr == addr) {
+                let _ = maps.remove(i);
+            }
+            node.len.store(maps.len() as u32, Relaxed);
+            let empty = maps.is_empty();
+            drop(guard);
+            drop(kfolio);
+            if empty {
+                counter_dec(&COUNTERS.pages_shared);
+            } else {
+                counter_dec(&COUNTERS.pages_sharing);
+            }
+            if let Some(mm) = self.mm_ptr(mmk) {
+                mm_add(mm, 0, -1);
+            }
+            // SAFETY: The item held this reference.
+            unsafe { bindings::put_anon_vma(item.anon_vma) };
+            if let Some(it) = self.item_mut(mmk, addr) {
+                it.node = ptr::null();
+                it.anon_vma = ptr::null_mut();
+            }
+        } else if item.unstable {
+            if item.seq == self.seq {
+                self.unstable.remove(&(u32::from(item.nid), item.hash, mmk, addr));
+            }
+            counter_dec(&COUNTERS.pages_unshared);
+            if let Some(it) = self.item_mut(mmk, addr) {
+                it.unstable = false;
+            }
+        }
+    }
+
+    /// Counts the stable nodes of equal key prefix (a chain when more than one).
+    fn group_len(&self, tree: u32, hash: u64) -> usize {
+        let mut n = 0;
+        let mut key = (tree, hash, 0);
+        while let Some(c) = self.stable.cursor_lower_bound(&key) {
+            let k = *c.current().0;
+            if k.0 != tree || k.1 != hash {
+                break;
+            }
+            n += 1;
+            key.2 = k.2 + 1;
+        }
+        n
+    }
+
+    /// Removes a stale stable node (its folio is gone) and resets the items that pointed to it
+    /// (`remove_node_from_stable_tree`).
+    fn remove_node(&mut self, key: SKey) {
+        let Some(node) = self.stable.remove(&key) else { return };
+        // SAFETY: The node is out of the tree and no folio points to it any more.
+        let maps = unsafe { node.maps() };
+        for (i, m) in maps.iter().enumerate() {
+            if i == 0 {
+                counter_dec(&COUNTERS.pages_shared);
+            } else {
+                counter_dec(&COUNTERS.pages_sharing);
+            }
+            if let Some(mm) = self.mm_ptr(m.mm) {
+                mm_add(mm, 0, -1);
+            }
+            // SAFETY: The mapping held this reference.
+            unsafe { bindings::put_anon_vma(m.anon_vma) };
+            if let Some(it) = self.item_mut(m.mm, m.addr) {
+                it.node = ptr::null();
+                it.anon_vma = ptr::null_mut();
+            }
+        }
+        self.chain_removed(key.0, key.1);
+        drop(node);
+    }
+
+    fn chain_added(&self, tree: u32, hash: u64) {
+        match self.group_len(tree, hash) {
+            2 => {
+                counter_inc(&COUNTERS.stable_node_chains);
+                COUNTERS.stable_node_dups.fetch_add(2, Relaxed);
+            }
+            n if n > 2 => counter_inc(&COUNTERS.stable_node_dups),
+            _ => {}
+        }
+    }
+
+    fn chain_removed(&self, tree: u32, hash: u64) {
+        match self.group_len(tree, hash) {
+            1 => {
+                counter_dec(&COUNTERS.stable_node_chains);
+                COUNTERS.stable_node_dups.fetch_sub(2, Relaxed);
+            }
+            n if n >= 2 => counter_dec(&COUNTERS.stable_node_dups),
+            _ => {}
+        }
+    }
+
+    /// Makes the locked KSM folio `kfolio` a KSM page of the stable tree (`stable_tree_insert`).
+    fn stable_insert(&mut self, kfolio: &FolioLockGuard<'_>, hash: u64) -> Option<*const StableNode> {
+        let tree = tree_of(kfolio.nid());
+        let key = (tree, hash, self.next_id);
+        let maps = KVec::with_capacity(2, GFP_KERNEL).ok()?;
+        let node = KBox::new(
+            StableNode {
+                kpfn: Atomic::new(kfolio.pfn()),
+                key,
+                len: Atomic::new(0),
+                maps: UnsafeCell::new(maps),
+            },
+            GFP_KERNEL,
+        )
+        .ok()?;
+        let reservation = RBTreeNodeReservation::new(GFP_KERNEL).ok()?;
+        self.next_id += 1;
+        let p = ptr::from_ref::<StableNode>(&node);
+        // SAFETY: The folio is locked, anonymous and write-protected everywhere: it becomes a
+        // KSM folio pointing to its stable node, which lives until the folio no longer does.
+        unsafe { kfolio.set_mapping_word(node.mapping_word()) };
+        self.stable.insert(reservation.into_node(key, node));
+        self.chain_added(tree, hash);
+        Some(p)
+    }
+
+    /// Lists the item at `addr` of `mmk` as a mapping of `node`, whose folio is locked
+    /// (`stable_tree_append`); capacity for it was reserved.
+    fn append(&mut self, _kfolio: &FolioLockGuard<'_>, node: *const StableNode, mmk: usize, addr: usize) {
+        let Some(item) = self.item(mmk, addr) else { return };
+        // SAFETY: The node is alive: its folio is locked and points to it.
+        let n = unsafe { &*node };
+        // SAFETY: We hold the KSM folio's lock.
+        let maps = unsafe { n.maps() };
+        let m = Mapping {
+            mm: mmk,
+            addr,
+            anon_vma: item.anon_vma,
+        };
+        if maps.push(m, GFP_KERNEL).is_err() {
+            return;
+        }
+        n.len.store(maps.len() as u32, Relaxed);
+        if maps.len() == 1 {
+            counter_inc(&COUNTERS.pages_shared);
+        } else {
+            counter_inc(&COUNTERS.pages_sharing);
+        }
+        if let Some(mm) = self.mm_ptr(mmk) {
+            mm_add(mm, 0, 1);
+        }
+        if let Some(it) = self.item_mut(mmk, addr) {
+            it.node = node;
+            it.unstable = false;
+        }
+    }
+
+    /// Searches the stable tree for a KSM page with the contents of `page`
+    /// (`stable_tree_search`). A KSM page that reached `max_page_sharing` is only returned if
+    /// `page` is already mapped from it (a fork) or `bypass`.
+    fn stable_search(&mut self, page: &PageRef, hash: u64, bypass: bool) -> Option<(ARef<Folio>, *const StableNode)> {
+        let tree = tree_of(page.folio().nid());
+        let max = MAX_PAGE_SHARING.load(Relaxed) as u32;
+        let mut key = (tree, hash, 0);
+        loop {
+            let (k, p) = {
+                let c = self.stable.cursor_lower_bound(&key)?;
+                let (k, v) = c.current();
+                if k.0 != tree || k.1 != hash {
+                    return None;
+                }
+                (*k, ptr::from_ref::<StableNode>(v))
+            };
+            key = (k.0, k.1, k.2 + 1);
+            // SAFETY: The node is in the tree, so alive.
+            let node = unsafe { &*p };
+            let Some(kfolio) = node_folio(node) else {
+                self.remove_node(k);
+                continue;
+            };
+            if ptr::eq(kfolio.as_raw(), page.folio().as_raw()) {
+                return Some((kfolio, p));
+            }
+            if !bypass && node.len.load(Relaxed) >= max {
+                continue;
+            }
+            if MERGE_ACROSS_NODES.load(Relaxed) == 0 && kfolio.nid() != page.folio().nid() {
+                continue;
+            }
+            if identical(page, &kfolio) {
+                return Some((kfolio, p));
+            }
+        }
+    }
+
+    /// Gets the page at a tracked address if it can be merged (`get_mergeable_page`).
+    fn mergeable_page(&self, mmk: usize, addr: usize) -> Option<PageRef> {
+        let mm = self.mm_user(mmk)?;
+        let guard = mm.mmap_read_lock();
+        mergeable_vma(&guard, addr)?.anon_page_at(addr)
+    }
+
+    /// Searches the unstable tree for a page with the contents of `page`, or inserts the item
+    /// (`unstable_tree_search_insert`).
+    fn unstable_search_insert(
+        &mut self,
+        mmk: usize,
+        addr: usize,
+        page: &PageRef,
+        hash: u64,
+    ) -> Option<(usize, usize, PageRef)> {
+        let nid = page.folio().nid();
+        let tree = tree_of(nid);
+        let mut key = (tree, hash, 0, 0);
+        loop {
+            let k = {
+                let Some(c) = self.unstable.cursor_lower_bound(&key) else { break };
+                let k = *c.current().0;
+                if k.0 != tree || k.1 != hash {
+                    break;
+                }
+                k
+            };
+            key = (k.0, k.1, k.2, k.3 + 1);
+            if k.2 == mmk && k.3 == addr {
+                continue;
+            }
+            let Some(tree_page) = self.mergeable_page(k.2, k.3) else { continue };
+            if tree_page.as_raw() == page.as_raw() {
+                // Do not substitute a KSM page for a forked page.
+                return None;
+            }
+            if tree_page.with_bytes(|b| page.with_bytes(|a| a == b)) {
+                if MERGE_ACROSS_NODES.load(Relaxed) == 0 && tree_page.folio().nid() != nid {
+                    return None;
+                }
+                return Some((k.2, k.3, tree_page));
+            }
+        }
+        let node = RBTreeNodeReservation::new(GFP_KERNEL).ok()?;
+        self.unstable.insert(node.into_node((tree, hash, mmk, addr), ()));
+        let seq = self.seq;
+        if let Some(it) = self.item_mut(mmk, addr) {
+            it.unstable = true;
+            it.seq = seq;
+            it.nid = tree as u16;
+            it.hash = hash;
+        }
+        counter_inc(&COUNTERS.pages_unshared);
+        None
+    }
+
+    /// Merges the page at `addr` of `mmk` with `target` and takes a reference on its anon_vma
+    /// for the stable tree (`try_to_merge_with_ksm_page`).
+    fn merge_item(&mut self, mmk: usize, addr: usize, page: &PageRef, target: &Target<'_>) -> Result {
+        let mm = self.mm_user(mmk).ok_or(EFAULT)?;
+        let guard = mm.mmap_read_lock();
+        let vma = mergeable_vma(&guard, addr).ok_or(EFAULT)?;
+        merge_one_page(vma, page, target)?;
+        self.remove_from_tree(mmk, addr);
+        // SAFETY: The VMA has an anon_vma (checked by `mergeable_vma`), valid under the mmap
+        // lock; the reference we take keeps it for the stable tree.
+        let av = unsafe { (*vma.as_ptr()).anon_vma };
+        // SAFETY: As above.
+        unsafe { bindings::get_anon_vma(av) };
+        if let Some(it) = self.item_mut(mmk, addr) {
+            it.anon_vma = av;
+        }
+        Ok(())
+    }
+
+    /// Undoes a merge of the item that was not listed (`break_cow`).
+    fn break_cow(&mut self, mmk: usize, addr: usize) {
+        if let Some(it) = self.item_mut(mmk, addr) {
+            let av = core::mem::replace(&mut it.anon_vma, ptr::null_mut());
+            if !av.is_null() {
+                // SAFETY: The item held this reference.
+                unsafe { bindings::put_anon_vma(av) };
+            }
+        }
+        if let Some(mm) = self.mm_user(mmk) {
+            let guard = mm.mmap_read_lock();
+            if let Some(vma) = mergeable_vma(&guard, addr) {
+                let _ = break_ksm(vma, addr, addr + PAGE_SIZE);
+            }
+        }
+    }
+
+    /// Smart scan: whether to skip the page this time (`should_skip_rmap_item`).
+    pub(crate) fn should_skip(&mut self, mmk: usize, addr: usize, folio: &Folio) -> bool {
+        if !SMART_SCAN.load(Relaxed) || folio.test_ksm() {
+            return false;
+        }
+        let Some(it) = self.item_mut(mmk, addr) else { return false };
+        let age = it.age;
+        if age != u8::MAX {
+            it.age += 1;
+        }
+        if age < 3 {
+            return false;
+        }
+        if it.skips == 0 {
+            it.skips = match age {
+                0..=3 => 1,
+                4..=5 => 2,
+                6..=8 => 4,
+                _ => 8,
+            };
+            return false;
+        }
+        it.skips -= 1;
+        counter_inc(&COUNTERS.pages_skipped);
+        self.remove_from_tree(mmk, addr);
+        true
+    }
+
+    /// Tries to merge a scanned page (`cmp_and_merge_page`).
+    pub(crate) fn cmp_and_merge(&mut self, mm: &MmWithUser, addr: usize, page: PageRef) {
+        let mmk = mm_key(mm);
+        let Some(item) = self.item(mmk, addr) else { return };
+        let folio = page.folio();
+        let cur = folio_stable_node(folio);
+        let mut bypass = false;
+        let hash;
+        if !cur.is_null() {
+            if ptr::eq(item.node, cur) {
+                return;
+            }
+            // SAFETY: The folio maps the node and we hold a reference on the folio.
+            let node = unsafe { &*cur };
+            // A forked KSM page may go over the sharing limit.
+            bypass = node.len.load(Relaxed) >= MAX_PAGE_SHARING.load(Relaxed) as u32;
+            hash = node.key.1;
+        } else {
+            self.remove_from_tree(mmk, addr);
+            let h = hash_page(&page);
+            let Some(it) = self.item_mut(mmk, addr) else { return };
+            let changed = !it.hashed || it.hash != h;
+            it.hash = h;
+            it.hashed = true;
+            // A page whose contents changed since the last scan is volatile: not a candidate.
+            if changed {
+                return;
+            }
+            if USE_ZERO_PAGES.load(Relaxed) && h == self.zero_hash {
+                // Same hash as an empty page: try the zero page (`try_to_merge_with_zero_page`).
+                let guard = mm.mmap_read_lock();
+                match mergeable_vma(&guard, addr) {
+                    // The VMA went away: nothing to merge.
+                    None => return,
+                    Some(vma) => {
+                        if merge_one_page(vma, &page, &Target::Zero(addr)).is_ok() {
+                            return;
+                        }
+                    }
+                }
+            }
+            hash = h;
+        }
+
+        // First the stable tree.
+        if let Some((kfolio, node)) = self.stable_search(&page, hash, bypass) {
+            let item_node = self.item(mmk, addr).map_or(ptr::null(), |i| i.node);
+            if ptr::eq(kfolio.as_raw(), folio.as_raw()) && ptr::eq(item_node, node) {
+                return;
+            }
+            self.remove_from_tree(mmk, addr);
+            // Reserve the node's list entry before merging, so that listing cannot fail.
+            {
+                // SAFETY: The node is alive while its folio (referenced) points to it.
+                let n = unsafe { &*node };
+                let Some(g) = lock_node_folio(n, &kfolio) else { return };
+                // SAFETY: We hold the KSM folio's lock.
+                if unsafe { n.maps() }.reserve(1, GFP_KERNEL).is_err() {
+                    return;
+                }
+                drop(g);
+            }
+            if self.merge_item(mmk, addr, &page, &Target::Ksm(&kfolio)).is_ok() {
+                match lock_node_folio(
+                    // SAFETY: As above.
+                    unsafe { &*node },
+                    &kfolio,
+                ) {
+                    Some(g) => self.append(&g, node, mmk, addr),
+                    None => self.break_cow(mmk, addr),
+                }
+            }
+            return;
+        }
+        self.remove_from_tree(mmk, addr);
+
+        // Then the unstable tree.
+        let Some((tmmk, taddr, tree_page)) = self.unstable_search_insert(mmk, addr, &page, hash)
+        else {
+            return;
+        };
+        // Make this page a KSM page, then map the tree page's address to it.
+        if self.merge_item(mmk, addr, &page, &Target::NewKsm).is_err() {
+            return;
+        }
+        if self.merge_item(tmmk, taddr, &tree_page, &Target::Ksm(folio)).is_err() {
+            // A KSM page with a single mapping: break it.
+            self.break_cow(mmk, addr);
+            return;
+        }
+        drop(tree_page);
+        let kfolio = folio.lock();
+        match self.stable_insert(&kfolio, hash) {
+            Some(node) => {
+                self.append(&kfolio, node, tmmk, taddr);
+                self.append(&kfolio, node, mmk, addr);
+                drop(kfolio);
+            }
+            None => {
+                drop(kfolio);
+                self.break_cow(tmmk, taddr);
+                self.break_cow(mmk, addr);
+            }
+        }
+    }
+
+    /// Unshares every KSM page of `mm`'s mergeable VMAs (part of `run=2`).
+    pub(crate) fn unmerge_mm(mm: &MmWithUser) -> Result {
+        let guard = mm.mmap_read_lock();
+        let mut addr = 0;
+        while let Some(vma) = guard.find_vma(addr) {
+            if vma.flags() & vma_flags::MERGEABLE != 0 && vma.has_anon_vma() {
+                break_ksm(vma, vma.start(), vma.end())?;
+            }
+            addr = vma.end();
+        }
+        Ok(())
+    }
+
+    /// Forgets every KSM page that is no longer mapped (`remove_all_stable_nodes`); KSM pages
+    /// still mapped somewhere stay.
+    pub(crate) fn remove_unmapped_stable_nodes(&mut self) {
+        let mut key = (0, 0, 0);
+        loop {
+            let (k, p) = {
+                let Some(c) = self.stable.cursor_lower_bound(&key) else { return };
+                let (k, v) = c.current();
+                (*k, ptr::from_ref::<StableNode>(v))
+            };
+            key = (k.0, k.1, k.2 + 1);
+            // SAFETY: The node is in the tree, so alive.
+            let node = unsafe { &*p };
+            let Some(kfolio) = node_folio(node) else {
+                self.remove_node(k);
+                continue;
+            };
+            let Some(g) = lock_node_folio(node, &kfolio) else {
+                drop(kfolio);
+                self.remove_node(k);
+                continue;
+            };
+            if g.mapped() {
+                continue;
+            }
+            // Not mapped (e.g. only in the swap cache): detach the node, the folio stays a KSM
+            // folio without one, as `remove_stable_node()` does.
+            // SAFETY: The folio is locked; a KSM folio with no stable node is valid.
+            unsafe { g.set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize) };
+            drop(g);
+            drop(kfolio);
+            self.remove_node(k);
+            kernel::task::cond_resched();
+        }
+    }
+}
+
+/// Walks the mappings of a locked KSM folio for the rmap code (`rmap_walk_ksm`).
+///
+/// # Safety
+///
+/// `folio` is a locked KSM folio and `rwc` a valid walk control.
+pub(crate) unsafe fn rmap_walk(folio: &Folio, rwc: *mut bindings::rmap_walk_control) {
+    let node = folio_stable_node(folio);
+    if node.is_null() {
+        return;
+    }
+    // SAFETY: The folio is locked (safety requirement), so its node is alive and its list stable.
+    let maps = unsafe { (*node).maps() };
+    // SAFETY: `rwc` is valid (safety requirement).
+    let rwc = unsafe { &mut *rwc };
+    // First the VMAs that hold each mapping, then other mms' (forks since ksmd passed).
+    for search_new_forks in [false, true] {
+        for m in maps.iter() {
+            kernel::task::cond_resched();
+            let av = m.anon_vma;
+            // SAFETY: The mapping holds a reference on `av`.
+            if unsafe { bindings::anon_vma_trylock_read(av) } == 0 {
+                if rwc.try_lock {
+                    rwc.contended = true;
+                    return;
+                }
+                // SAFETY: As above.
+                unsafe { bindings::anon_vma_lock_read(av) };
+            }
+            // SAFETY: The anon_vma is read-locked, which protects its interval tree.
+            let mut avc = unsafe {
+                bindings::anon_vma_interval_tree_iter_first(&raw mut (*av).rb_root, 0, usize::MAX as _)
+            };
+            while !avc.is_null() {
+                kernel::task::cond_resched();
+                // SAFETY: `avc` is a chain entry of the locked anon_vma; its VMA is valid.
+                let vma = unsafe { (*avc).vma };
+                // SAFETY: As above.
+                let (start, end, vm_mm) = unsafe {
+                    (
+                        (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_start,
+                        (*vma).__bindgen_anon_1.__bindgen_anon_1.vm_end,
+                        (*vma).vm_mm as usize,
+                    )
+                };
+                let visit = m.addr >= start && m.addr < end && (vm_mm == m.mm) != search_new_forks;
+                // SAFETY: The callbacks are the rmap code's, called as `rmap_walk_ksm()` does.
+                let skip = !visit
+                    || rwc
+                        .invalid_vma
+                        .is_some_and(|f| unsafe { f(vma, rwc.arg) });
+                if !skip {
+                    // SAFETY: As above.
+                    let more = match rwc.rmap_one {
+                        Some(f) => unsafe { f(folio.as_raw(), vma, m.addr as _, rwc.arg) },
+                        None => true,
+                    };
+                    // SAFETY: As above.
+                    let done = !more || rwc.done.is_some_and(|f| unsafe { f(folio.as_raw()) } != 0);
+                    if done {
+                        // SAFETY: Locked above.
+                        unsafe { bindings::anon_vma_unlock_read(av) };
+                        return;
+                    }
+                }
+                // SAFETY: `avc` is a chain entry of the locked anon_vma.
+                avc = unsafe { bindings::anon_vma_interval_tree_iter_next(avc, 0, usize::MAX as _) };
+            }
+            // SAFETY: Locked above.
+            unsafe { bindings::anon_vma_unlock_read(av) };
+        }
+    }
+}
+
+/// Moves a KSM folio's stable node to the folio that replaces it on migration
+/// (`folio_migrate_ksm`).
+///
+/// # Safety
+///
+/// Both folios are locked, and `newfolio->mapping` was copied from `folio`.
+pub(crate) unsafe fn migrate(newfolio: &Folio, folio: &Folio) {
+    let node = folio_stable_node(folio);
+    if node.is_null() {
+        return;
+    }
+    // SAFETY: The old folio is locked and points to the node, so it is alive.
+    let node = unsafe { &*node };
+    // Publish the new frame before the old folio stops pointing to the node (`smp_wmb` in C),
+    // for `node_folio()`.
+    node.kpfn.store(newfolio.pfn(), Release);
+    // SAFETY: The old folio is locked (safety requirement); it keeps the KSM flag without a node.
+    unsafe { folio.set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize) };
+}

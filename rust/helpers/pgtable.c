@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/mm.h>
+#include <linux/mm_inline.h>
+#include <linux/pgtable.h>
+#include <linux/rmap.h>
+#include <asm/cacheflush.h>
+#include <asm/tlbflush.h>
+
+__rust_helper pte_t rust_helper_ptep_get(pte_t *ptep)
+{
+	return ptep_get(ptep);
+}
+
+__rust_helper int rust_helper_pte_present(pte_t pte)
+{
+	return pte_present(pte);
+}
+
+__rust_helper int rust_helper_pte_none(pte_t pte)
+{
+	return pte_none(pte);
+}
+
+__rust_helper int rust_helper_pte_write(pte_t pte)
+{
+	return pte_write(pte);
+}
+
+__rust_helper int rust_helper_pte_dirty(pte_t pte)
+{
+	return pte_dirty(pte);
+}
+
+__rust_helper int rust_helper_pte_same(pte_t a, pte_t b)
+{
+	return pte_same(a, b);
+}
+
+__rust_helper unsigned long rust_helper_pte_pfn(pte_t pte)
+{
+	return pte_pfn(pte);
+}
+
+__rust_helper pte_t rust_helper_pte_mkclean(pte_t pte)
+{
+	return pte_mkclean(pte);
+}
+
+__rust_helper pte_t rust_helper_pte_wrprotect(pte_t pte)
+{
+	return pte_wrprotect(pte);
+}
+
+__rust_helper pte_t rust_helper_pte_mkdirty(pte_t pte)
+{
+	return pte_mkdirty(pte);
+}
+
+__rust_helper pte_t rust_helper_pte_mkspecial(pte_t pte)
+{
+	return pte_mkspecial(pte);
+}
+
+__rust_helper pte_t rust_helper_pfn_pte(unsigned long pfn, pgprot_t prot)
+{
+	return pfn_pte(pfn, prot);
+}
+
+__rust_helper pte_t rust_helper_mk_pte(struct page *page, pgprot_t prot)
+{
+	return mk_pte(page, prot);
+}
+
+__rust_helper void rust_helper_set_pte_at(struct mm_struct *mm,
+					  unsigned long addr, pte_t *ptep,
+					  pte_t pte)
+{
+	set_pte_at(mm, addr, ptep, pte);
+}
+
+__rust_helper pte_t rust_helper_ptep_clear_flush(struct vm_area_struct *vma,
+						 unsigned long addr,
+						 pte_t *ptep)
+{
+	return ptep_clear_flush(vma, addr, ptep);
+}
+
+__rust_helper void rust_helper_flush_cache_page(struct vm_area_struct *vma,
+						unsigned long addr,
+						unsigned long pfn)
+{
+	flush_cache_page(vma, addr, pfn);
+}
+
+__rust_helper bool rust_helper_mm_tlb_flush_pending(const struct mm_struct *mm)
+{
+	return mm_tlb_flush_pending(mm);
+}
+
+__rust_helper bool rust_helper_is_zero_pfn(unsigned long pfn)
+{
+	return is_zero_pfn(pfn);
+}
+
+__rust_helper struct page *rust_helper_zero_page(unsigned long addr)
+{
+	return ZERO_PAGE(addr);
+}
+
+__rust_helper void rust_helper_dec_mm_counter(struct mm_struct *mm, int member)
+{
+	dec_mm_counter(mm, member);
+}
+
+__rust_helper void
+rust_helper_page_vma_mapped_walk_done(struct page_vma_mapped_walk *pvmw)
+{
+	page_vma_mapped_walk_done(pvmw);
+}
+
+__rust_helper unsigned long rust_helper_folio_pgoff(const struct folio *folio)
+{
+	return folio_pgoff(folio);
+}
+
+__rust_helper unsigned long rust_helper_folio_nr_pages(const struct folio *folio)
+{
+	return folio_nr_pages(folio);
+}
+
+__rust_helper bool rust_helper_PageAnonExclusive(const struct page *page)
+{
+	return PageAnonExclusive(page);
+}
+
+__rust_helper int rust_helper_folio_try_share_anon_rmap_pte(struct folio *folio,
+							     struct page *page)
+{
+	return folio_try_share_anon_rmap_pte(folio, page);
+}
+
+__rust_helper void rust_helper_folio_add_anon_rmap_pte(struct folio *folio,
+						       struct page *page,
+						       struct vm_area_struct *vma,
+						       unsigned long address)
+{
+	folio_add_anon_rmap_pte(folio, page, vma, address, RMAP_NONE);
+}
+
+__rust_helper void rust_helper_folio_remove_rmap_pte(struct folio *folio,
+						     struct page *page,
+						     struct vm_area_struct *vma)
+{
+	folio_remove_rmap_pte(folio, page, vma);
+}

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: GPL-2.0
+
+// Copyright (C) 2026 The ksm-rs authors.
+
+//! Folios: the descriptors of the (possibly multi-page) memory blocks mapped into user address
+//! spaces.
+//!
+//! C headers: [`include/linux/mm.h`](srctree/include/linux/mm.h),
+//! [`include/linux/page-flags.h`](srctree/include/linux/page-flags.h),
+//! [`include/linux/pagemap.h`](srctree/include/linux/pagemap.h)
+
+use crate::{
+    bindings,
+    page::PAGE_SIZE,
+    sync::aref::{ARef, AlwaysRefCounted},
+    types::Opaque,
+};
+use core::{ops::Deref, ptr::NonNull};
+
+/// A `struct folio`.
+///
+/// # Invariants
+///
+/// The folio is a valid `struct folio`: an `&Folio` is only handed out while a reference on it is
+/// held (by the caller, by an [`ARef<Folio>`] or by a page table lock under which it is mapped).
+#[repr(transparent)]
+pub struct Folio(Opaque<bindings::folio>);
+
+// SAFETY: Folios are reference counted and can be used from any thread.
+unsafe impl Send for Folio {}
+// SAFETY: The methods on `&Folio` use the C API, which is thread safe.
+unsafe impl Sync for Folio {}
+
+// SAFETY: `folio_get` and `folio_put` manage the folio's reference count.
+unsafe impl AlwaysRefCounted for Folio {
+    #[inline]
+    fn inc_ref(&self) {
+        // SAFETY: The folio is valid (type invariant) and we hold a reference.
+        unsafe { bindings::folio_get(self.as_raw()) };
+    }
+
+    #[inline]
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller gives up its reference.
+        unsafe { bindings::folio_put(obj.cast().as_ptr()) };
+    }
+}
+
+impl Folio {
+    /// Returns a reference to a folio given a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to a valid folio that stays valid (referenced) for `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::folio) -> &'a Self {
+        // SAFETY: `Folio` is a transparent wrapper; validity is the caller's promise.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Tries to take a reference on the folio that contains page frame `pfn` (`folio_try_get`):
+    /// fails if the folio's reference count is zero (it is being freed, or is free).
+    ///
+    /// # Safety
+    ///
+    /// `pfn` is the frame number of a page with a `struct page` (RAM known to the page
+    /// allocator); the folio it belongs to may change at any time.
+    pub unsafe fn try_get_pfn(pfn: usize) -> Option<ARef<Folio>> {
+        // SAFETY: `pfn` has a `struct page` (safety requirement).
+        let folio = unsafe { bindings::pfn_folio(pfn as _) };
+        // SAFETY: `folio_try_get` may be called on any `struct folio`, even a free one.
+        if unsafe { bindings::folio_try_get(folio) } {
+            // SAFETY: We now hold a reference, which the `ARef` takes over.
+            Some(unsafe { ARef::from_raw(NonNull::new_unchecked(folio.cast())) })
+        } else {
+            None
+        }
+    }
+
+    /// Returns the raw `struct folio` pointer.
+    #[inline]
+    pub fn as_raw(&self) -> *mut bindings::folio {
+        self.0.get()
+    }
+
+    /// The frame number of the folio's first page.
+    #[inline]
+    pub fn pfn(&self) -> usize {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_pfn(self.as_raw()) as usize }
+    }
+
+    /// The NUMA node of the folio's memory.
+    #[inline]
+    pub fn nid(&self) -> i32 {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_nid(self.as_raw()) }
+    }
+
+    /// Returns the raw pointer to page `n` of the folio.
+    #[inline]
+    pub fn page_raw(&self, n: usize) -> *mut bindings::page {
+        // SAFETY: The folio is valid (type invariant); `folio_page` is pointer arithmetic.
+        unsafe { bindings::folio_page(self.as_raw(), n as _) }
+    }
+
+    /// The `mapping` word: an address space, an anon_vma or (for KSM folios) a stable node,
+    /// with `FOLIO_MAPPING_*` flags in the low bits. Read once, without a lock.
+    #[inline]
+    pub fn mapping_word(&self) -> usize {
+        // SAFETY: The folio is valid (type invariant); a racy single read of a word is what
+        // `READ_ONCE(folio->mapping)` does in C.
+        unsafe { core::ptr::read_volatile(&raw const (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.mapping) as usize }
+    }
+
+    /// Whether the folio is anonymous memory (`folio_test_anon`); true for KSM folios too.
+    #[inline]
+    pub fn test_anon(&self) -> bool {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_test_anon(self.as_raw()) }
+    }
+
+    /// Whether the folio is a KSM folio (`folio_test_ksm`).
+    #[inline]
+    pub fn test_ksm(&self) -> bool {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_test_ksm(self.as_raw()) }
+    }
+
+    /// Whether the folio has more than one page.
+    #[inline]
+    pub fn test_large(&self) -> bool {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_test_large(self.as_raw()) }
+    }
+
+    /// Whether the folio is locked (by anyone).
+    #[inline]
+    pub fn test_locked(&self) -> bool {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_test_locked(self.as_raw()) }
+    }
+
+    /// Whether the folio is in the swap cache.
+    #[inline]
+    pub fn test_swapcache(&self) -> bool {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_test_swapcache(self.as_raw()) }
+    }
+
+    /// Whether the folio is dirty.
+    #[inline]
+    pub fn test_dirty(&self) -> bool {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_test_dirty(self.as_raw()) }
+    }
+
+    /// Whether the folio is ZONE_DEVICE memory.
+    #[inline]
+    pub fn is_zone_device(&self) -> bool {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_test_zone_device(self.as_raw()) }
+    }
+
+    /// The folio's reference count.
+    #[inline]
+    pub fn ref_count(&self) -> i32 {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_ref_count(self.as_raw()) }
+    }
+
+    /// The number of page table mappings of the folio.
+    #[inline]
+    pub fn mapcount(&self) -> i32 {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_mapcount(self.as_raw()) }
+    }
+
+    /// Whether any page of the folio is mapped.
+    #[inline]
+    pub fn mapped(&self) -> bool {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_mapped(self.as_raw()) }
+    }
+
+    /// Marks the folio accessed, for reclaim.
+    #[inline]
+    pub fn mark_accessed(&self) {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_mark_accessed(self.as_raw()) };
+    }
+
+    /// Takes the folio lock, sleeping until it is available.
+    #[inline]
+    pub fn lock(&self) -> FolioLockGuard<'_> {
+        // SAFETY: The folio is valid (type invariant); we may sleep.
+        unsafe { bindings::folio_lock(self.as_raw()) };
+        // INVARIANT: We took the lock.
+        FolioLockGuard(self)
+    }
+
+    /// Takes the folio lock if it is free.
+    #[inline]
+    pub fn try_lock(&self) -> Option<FolioLockGuard<'_>> {
+        // SAFETY: The folio is valid (type invariant).
+        if unsafe { bindings::folio_trylock(self.as_raw()) } {
+            // INVARIANT: We took the lock.
+            Some(FolioLockGuard(self))
+        } else {
+            None
+        }
+    }
+
+    /// Replaces the `mapping` word.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the folio lock, owns the meaning of `mapping` for this folio (as KSM
+    /// does for the anonymous folios it turns into KSM folios) and stores what the rest of mm
+    /// expects there.
+    pub unsafe fn set_mapping_word(&self, mapping: usize) {
+        // SAFETY: The folio is valid (type invariant) and locked (safety requirement); a single
+        // word store, as `folio->mapping = ...` in C.
+        unsafe {
+            core::ptr::write_volatile(
+                &raw mut (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.mapping,
+                mapping as *mut bindings::address_space,
+            )
+        };
+    }
+
+    /// Calls `f` with the contents of page `n` of the folio, mapped with `kmap_local_page`.
+    ///
+    /// The contents may change under `f` unless the caller knows that nobody can write the page
+    /// (for example, all its mappings are read-only).
+    pub fn with_page_bytes<R>(&self, n: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        let page = self.page_raw(n);
+        // SAFETY: `page` is a page of a valid, referenced folio.
+        let addr = unsafe { bindings::kmap_local_page(page) };
+        // SAFETY: `kmap_local_page` maps the whole page at `addr` until `kunmap_local`. Other
+        // mappings may write it concurrently (racy reads of plain bytes, as `memcmp` in C).
+        let bytes = unsafe { core::slice::from_raw_parts(addr.cast::<u8>(), PAGE_SIZE) };
+        let r = f(bytes);
+        // SAFETY: Unmaps the mapping made above; `bytes` is not used after this.
+        unsafe { bindings::kunmap_local(addr) };
+        r
+    }
+}
+
+/// A locked folio; unlocks on drop (`folio_unlock`).
+///
+/// # Invariants
+///
+/// The folio lock of `self.0` is held.
+pub struct FolioLockGuard<'a>(&'a Folio);
+
+impl Deref for FolioLockGuard<'_> {
+    type Target = Folio;
+
+    fn deref(&self) -> &Folio {
+        self.0
+    }
+}
+
+impl FolioLockGuard<'_> {
+    /// Marks the folio dirty (`folio_mark_dirty`).
+    pub fn mark_dirty(&self) -> bool {
+        // SAFETY: The folio is valid and locked (type invariant).
+        unsafe { bindings::folio_mark_dirty(self.0.as_raw()) }
+    }
+
+    /// Frees the swap space of a folio that is no longer mapped (`folio_free_swap`).
+    pub fn free_swap(&self) -> bool {
+        // SAFETY: The folio is valid and locked (type invariant).
+        unsafe { bindings::folio_free_swap(self.0.as_raw()) }
+    }
+
+    /// Splits a large folio into single pages (`split_folio`); the guard then covers the folio
+    /// of the first page only.
+    pub fn split(&self) -> crate::error::Result {
+        // SAFETY: The folio is valid and locked (type invariant); the caller holds a reference.
+        crate::error::to_result(unsafe { bindings::split_folio(self.0.as_raw()) })
+    }
+}
+
+impl Drop for FolioLockGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: We hold the folio lock (type invariant).
+        unsafe { bindings::folio_unlock(self.0.as_raw()) };
+    }
+}
+
+/// A reference on a folio and one of its pages: what a page table entry maps.
+pub struct PageRef {
+    folio: ARef<Folio>,
+    page: NonNull<bindings::page>,
+}
+
+// SAFETY: The folio reference may be dropped on any thread; the page pointer is only an address.
+unsafe impl Send for PageRef {}
+
+impl PageRef {
+    /// Creates a page reference.
+    ///
+    /// # Safety
+    ///
+    /// `page` is a page of `folio`.
+    pub unsafe fn new(folio: ARef<Folio>, page: NonNull<bindings::page>) -> Self {
+        Self { folio, page }
+    }
+
+    /// The folio.
+    #[inline]
+    pub fn folio(&self) -> &Folio {
+        &self.folio
+    }
+
+    /// The raw page pointer.
+    #[inline]
+    pub fn as_raw(&self) -> *mut bindings::page {
+        self.page.as_ptr()
+    }
+
+    /// The page's index in its folio.
+    #[inline]
+    pub fn index(&self) -> usize {
+        // SAFETY: Both pages are in the same folio, whose `struct page`s are contiguous.
+        unsafe { self.page.as_ptr().offset_from(self.folio.page_raw(0)) as usize }
+    }
+
+    /// The page's frame number.
+    #[inline]
+    pub fn pfn(&self) -> usize {
+        // SAFETY: The page is valid while we hold a reference on its folio.
+        unsafe { bindings::page_to_pfn(self.page.as_ptr()) as usize }
+    }
+
+    /// Whether the page is exclusive to one anonymous mapping (`PageAnonExclusive`).
+    #[inline]
+    pub fn anon_exclusive(&self) -> bool {
+        // SAFETY: The page is valid while we hold a reference on its folio.
+        unsafe { bindings::PageAnonExclusive(self.page.as_ptr()) }
+    }
+
+    /// Tries to mark an exclusive anonymous page as possibly shared
+    /// (`folio_try_share_anon_rmap_pte`); fails if it may be pinned.
+    ///
+    /// # Safety
+    ///
+    /// The folio is locked and the page table entry mapping the page was cleared and flushed, as
+    /// `folio_try_share_anon_rmap_pte()` requires.
+    #[inline]
+    pub unsafe fn try_share_anon_rmap(&self) -> bool {
+        // SAFETY: Upheld by the caller.
+        unsafe {
+            bindings::folio_try_share_anon_rmap_pte(self.folio.as_raw(), self.page.as_ptr()) == 0
+        }
+    }
+
+    /// Calls `f` with the contents of the page, mapped with `kmap_local_page`.
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        self.folio.with_page_bytes(self.index(), f)
+    }
+}

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0
+
+// Copyright (C) 2026 The ksm-rs authors.
+
+//! Page table entries, the page table walk that finds a folio's entry in a VMA, and MMU
+//! notifier invalidations around changes to them.
+//!
+//! C headers: [`include/linux/pgtable.h`](srctree/include/linux/pgtable.h),
+//! [`include/linux/rmap.h`](srctree/include/linux/rmap.h),
+//! [`include/linux/mmu_notifier.h`](srctree/include/linux/mmu_notifier.h)
+
+use super::{
+    folio::{Folio, FolioLockGuard},
+    virt::VmaRef,
+    Mm,
+};
+use crate::bindings;
+use core::marker::PhantomData;
+
+/// The value of a page table entry (`pte_t`).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Pte(bindings::pte_t);
+
+impl Pte {
+    /// Wraps a raw entry value.
+    #[inline]
+    pub fn from_raw(pte: bindings::pte_t) -> Self {
+        Self(pte)
+    }
+
+    /// The raw entry value.
+    #[inline]
+    pub fn into_raw(self) -> bindings::pte_t {
+        self.0
+    }
+
+    /// An entry mapping page frame `pfn` with protection `prot` (`pfn_pte`).
+    #[inline]
+    pub fn from_pfn(pfn: usize, prot: bindings::pgprot_t) -> Self {
+        // SAFETY: Pure computation on values.
+        Self(unsafe { bindings::pfn_pte(pfn as _, prot) })
+    }
+
+    /// Whether the entry maps a page (`pte_present`).
+    #[inline]
+    pub fn present(self) -> bool {
+        // SAFETY: Pure computation on a value.
+        unsafe { bindings::pte_present(self.0) != 0 }
+    }
+
+    /// Whether the entry is empty (`pte_none`).
+    #[inline]
+    pub fn none(self) -> bool {
+        // SAFETY: Pure computation on a value.
+        unsafe { bindings::pte_none(self.0) != 0 }
+    }
+
+    /// Whether the entry allows writes.
+    #[inline]
+    pub fn write(self) -> bool {
+        // SAFETY: Pure computation on a value.
+        unsafe { bindings::pte_write(self.0) != 0 }
+    }
+
+    /// Whether the entry is dirty.
+    #[inline]
+    pub fn dirty(self) -> bool {
+        // SAFETY: Pure computation on a value.
+        unsafe { bindings::pte_dirty(self.0) != 0 }
+    }
+
+    /// The page frame number the entry maps (meaningful when [`Pte::present`]).
+    #[inline]
+    pub fn pfn(self) -> usize {
+        // SAFETY: Pure computation on a value.
+        unsafe { bindings::pte_pfn(self.0) as usize }
+    }
+
+    /// Whether the entry is the same as `other` (`pte_same`).
+    #[inline]
+    pub fn same(self, other: Pte) -> bool {
+        // SAFETY: Pure computation on values.
+        unsafe { bindings::pte_same(self.0, other.0) != 0 }
+    }
+
+    /// The entry with the dirty bit cleared.
+    #[inline]
+    pub fn mkclean(self) -> Self {
+        // SAFETY: Pure computation on a value.
+        Self(unsafe { bindings::pte_mkclean(self.0) })
+    }
+
+    /// The entry without write permission.
+    #[inline]
+    pub fn wrprotect(self) -> Self {
+        // SAFETY: Pure computation on a value.
+        Self(unsafe { bindings::pte_wrprotect(self.0) })
+    }
+
+    /// The entry with the dirty bit set.
+    #[inline]
+    pub fn mkdirty(self) -> Self {
+        // SAFETY: Pure computation on a value.
+        Self(unsafe { bindings::pte_mkdirty(self.0) })
+    }
+
+    /// The entry marked special (no `struct page` refcounting: the zero page, PFN maps).
+    #[inline]
+    pub fn mkspecial(self) -> Self {
+        // SAFETY: Pure computation on a value.
+        Self(unsafe { bindings::pte_mkspecial(self.0) })
+    }
+
+    /// Whether the entry maps the shared zero page and is dirty: a zero page placed by KSM
+    /// (`is_ksm_zero_pte`).
+    #[inline]
+    pub fn is_ksm_zero(self) -> bool {
+        self.present() && is_zero_pfn(self.pfn()) && self.dirty()
+    }
+}
+
+/// Whether `pfn` is the frame of the shared zero page.
+#[inline]
+pub fn is_zero_pfn(pfn: usize) -> bool {
+    // SAFETY: Pure computation on a value.
+    unsafe { bindings::is_zero_pfn(pfn as _) }
+}
+
+/// The shared zero page to map at user address `addr` (`ZERO_PAGE(addr)`).
+#[inline]
+pub fn zero_page(addr: usize) -> *mut bindings::page {
+    // SAFETY: Pure computation on a value; the zero page always exists.
+    unsafe { bindings::zero_page(addr as _) }
+}
+
+/// An MMU notifier invalidation of an address range (`MMU_NOTIFY_CLEAR`): started on creation,
+/// ended on drop, as `mmu_notifier_invalidate_range_start()`/`_end()` bracket a change of page
+/// table entries that secondary MMUs (KVM, devices) must not keep using.
+pub struct MmuInvalidation {
+    range: bindings::mmu_notifier_range,
+}
+
+impl MmuInvalidation {
+    /// Starts the invalidation of `[start, end)` in `mm`. May sleep.
+    pub fn start(mm: &Mm, start: usize, end: usize) -> Self {
+        // SAFETY: All-zero is a valid `mmu_notifier_range` before `mmu_notifier_range_init`.
+        let mut range: bindings::mmu_notifier_range = unsafe { core::mem::zeroed() };
+        // SAFETY: `range` is a valid, writable range; `mm` is a valid mm.
+        unsafe {
+            bindings::mmu_notifier_range_init(
+                &mut range,
+                bindings::mmu_notifier_event_MMU_NOTIFY_CLEAR,
+                0,
+                mm.as_raw(),
+                start as _,
+                end as _,
+            );
+            bindings::mmu_notifier_invalidate_range_start(&mut range);
+        }
+        Self { range }
+    }
+}
+
+impl Drop for MmuInvalidation {
+    fn drop(&mut self) {
+        // SAFETY: The range was started in `start` and is ended once.
+        unsafe { bindings::mmu_notifier_invalidate_range_end(&mut self.range) };
+    }
+}
+
+/// Returns the user address at which page `index` of `folio` would be mapped in `vma`, if it
+/// lies inside `vma` (`page_address_in_vma`).
+pub fn address_in_vma(folio: &Folio, index: usize, vma: &VmaRef) -> Option<usize> {
+    // SAFETY: The folio is valid, `index` is one of its pages (callers pass a page index of the
+    // folio) and the VMA is valid under its mmap lock (type invariant of `VmaRef`).
+    let addr = unsafe { bindings::page_address_in_vma(folio.as_raw(), folio.page_raw(index), vma.as_ptr()) };
+    if addr == (-(bindings::EFAULT as isize)) as usize {
+        None
+    } else {
+        Some(addr as usize)
+    }
+}
+
+/// The page table entry that maps a locked folio at an address of a VMA, with its page table
+/// lock held (a `page_vma_mapped_walk()` that stopped at its first hit); unlocked on drop.
+///
+/// # Invariants
+///
+/// `pvmw.pte` points to the entry, `pvmw.ptl` is held, and `pvmw.vma` is valid under its mmap
+/// lock for `'a`.
+pub struct FolioPte<'a> {
+    pvmw: bindings::page_vma_mapped_walk,
+    _p: PhantomData<(&'a VmaRef, &'a Folio)>,
+}
+
+impl<'a> FolioPte<'a> {
+    /// Finds the page table entry that maps `folio` at `addr` in `vma` and locks it. Returns
+    /// `None` if the folio is not mapped there, or is mapped by a PMD.
+    pub fn find(folio: &'a FolioLockGuard<'_>, vma: &'a VmaRef, addr: usize) -> Option<Self> {
+        // SAFETY: All-zero is a valid start for the fields not set below.
+        let mut pvmw: bindings::page_vma_mapped_walk = unsafe { core::mem::zeroed() };
+        // SAFETY: The folio is valid (it is locked by the guard).
+        unsafe {
+            pvmw.pfn = folio.pfn() as _;
+            pvmw.nr_pages = bindings::folio_nr_pages(folio.as_raw()) as _;
+            pvmw.pgoff = bindings::folio_pgoff(folio.as_raw()) as _;
+        }
+        pvmw.vma = vma.as_ptr();
+        pvmw.address = addr as _;
+        // SAFETY: `pvmw` describes a locked folio and a VMA whose mmap lock is held.
+        if !unsafe { bindings::page_vma_mapped_walk(&mut pvmw) } {
+            return None;
+        }
+        if pvmw.pte.is_null() {
+            // SAFETY: The walk succeeded; this ends it and drops its locks.
+            unsafe { bindings::page_vma_mapped_walk_done(&mut pvmw) };
+            return None;
+        }
+        // INVARIANT: The walk stopped with the entry mapped and its lock held.
+        Some(Self { pvmw, _p: PhantomData })
+    }
+
+    /// The address the entry maps.
+    #[inline]
+    pub fn address(&self) -> usize {
+        self.pvmw.address as usize
+    }
+
+    /// Reads the entry.
+    #[inline]
+    pub fn get(&self) -> Pte {
+        // SAFETY: `pte` is mapped and locked (type invariant).
+        Pte(unsafe { bindings::ptep_get(self.pvmw.pte) })
+    }
+
+    /// Flushes the CPU cache of the mapped page (a no-op where caches are coherent).
+    #[inline]
+    pub fn flush_cache(&self, pfn: usize) {
+        // SAFETY: The VMA is valid (type invariant).
+        unsafe { bindings::flush_cache_page(self.pvmw.vma, self.pvmw.address, pfn as _) };
+    }
+
+    /// Clears the entry and flushes the TLB (`ptep_clear_flush`); returns the old value.
+    ///
+    /// # Safety
+    ///
+    /// The caller puts an entry back (with [`FolioPte::set`]) before dropping `self`, and keeps
+    /// the folio's mapcount and rmap consistent with what it puts back.
+    #[inline]
+    pub unsafe fn clear_flush(&mut self) -> Pte {
+        // SAFETY: The entry is mapped and locked (type invariant).
+        Pte(unsafe { bindings::ptep_clear_flush(self.pvmw.vma, self.pvmw.address, self.pvmw.pte) })
+    }
+
+    /// Writes the entry (`set_pte_at`).
+    ///
+    /// # Safety
+    ///
+    /// `pte` is a valid entry for this address: it maps a page whose reference count and rmap
+    /// (mapcount) account for this mapping, or is special (the zero page), and the TLB holds no
+    /// entry for the address that would be wrong with the new value.
+    #[inline]
+    pub unsafe fn set(&mut self, pte: Pte) {
+        // SAFETY: The entry is mapped and locked (type invariant); the value is the caller's.
+        unsafe {
+            bindings::set_pte_at(
+                (*self.pvmw.vma).vm_mm,
+                self.pvmw.address,
+                self.pvmw.pte,
+                pte.0,
+            )
+        };
+    }
+
+    /// The VMA.
+    #[inline]
+    pub fn vma(&self) -> &VmaRef {
+        // SAFETY: The VMA is valid for `'a` (type invariant).
+        unsafe { VmaRef::from_raw(self.pvmw.vma) }
+    }
+}
+
+impl Drop for FolioPte<'_> {
+    fn drop(&mut self) {
+        // SAFETY: The walk stopped at a hit (type invariant); this unlocks and unmaps.
+        unsafe { bindings::page_vma_mapped_walk_done(&mut self.pvmw) };
+    }
+}
+
+/// Whether a TLB flush of `mm` is pending (a batched unmap or protection change is in flight).
+#[inline]
+pub fn tlb_flush_pending(mm: &Mm) -> bool {
+    // SAFETY: `mm` is valid.
+    unsafe { bindings::mm_tlb_flush_pending(mm.as_raw()) }
+}
+
+/// The page protection of `vma` (`vma->vm_page_prot`).
+#[inline]
+pub fn page_prot(vma: &VmaRef) -> bindings::pgprot_t {
+    // SAFETY: The VMA is valid under its mmap lock (type invariant of `VmaRef`).
+    unsafe { (*vma.as_ptr()).vm_page_prot }
+}
+
+/// An entry mapping `page` into `vma` (`mk_pte(page, vma->vm_page_prot)`).
+#[inline]
+pub fn mk_pte(page: *mut bindings::page, vma: &VmaRef) -> Pte {
+    // SAFETY: Pure computation on the page's address and a value.
+    Pte(unsafe { bindings::mk_pte(page, page_prot(vma)) })
+}
+
+/// Adds a page table mapping of anonymous `page` of `folio` at `addr` of `vma` to the rmap
+/// (`folio_add_anon_rmap_pte(..., RMAP_NONE)`).
+///
+/// # Safety
+///
+/// The folio is locked and referenced for the new mapping, and the caller is about to install
+/// the entry under the page table lock it holds.
+#[inline]
+pub unsafe fn add_anon_rmap(folio: &Folio, page: *mut bindings::page, vma: &VmaRef, addr: usize) {
+    // SAFETY: Upheld by the caller.
+    unsafe { bindings::folio_add_anon_rmap_pte(folio.as_raw(), page, vma.as_ptr(), addr as _) };
+}
+
+/// Removes a page table mapping of `page` of `folio` in `vma` from the rmap
+/// (`folio_remove_rmap_pte`).
+///
+/// # Safety
+///
+/// The caller just cleared the entry that mapped the page, under the page table lock it holds.
+#[inline]
+pub unsafe fn remove_rmap(folio: &Folio, page: *mut bindings::page, vma: &VmaRef) {
+    // SAFETY: Upheld by the caller.
+    unsafe { bindings::folio_remove_rmap_pte(folio.as_raw(), page, vma.as_ptr()) };
+}
