@@ -20,9 +20,6 @@ S := scripts/ksm-rs
 override CMD := $(value CMD)
 export KSM FLAVOUR CMD FILES MEM SMP TIMEOUT ACCEL KSRC
 
-# The Rust side merges nothing until the merge engine lands.
-KSM_RS_ENGINE := no
-
 .PHONY: help setup kernel vm run test patches rustfmt
 help:
 	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
@@ -38,13 +35,7 @@ vm:
 	@$(S)/vm.sh || exec $(S)/exit-status.sh $$? $(MAKELEVEL)
 
 run:
-ifeq ($(or $(KSM),rust)$(KSM_RS_ENGINE),rustno)
-	@echo "make run: the Rust implementation of KSM is not built yet: mm/ksm_rs does not merge"
-	@echo "pages so far (see the open issues). 'make run KSM=c' shows the same demo on mm/ksm.c."
-	@exit 1
-else
 	@CMD='ksm-rs-run 4 64 75' $(S)/vm.sh
-endif
 
 test:
 	@$(S)/test.sh

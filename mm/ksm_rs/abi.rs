@@ -282,12 +282,7 @@ pub(crate) unsafe extern "C" fn __ksm_exit(mm: *mut bindings::mm_struct) {
     }
 }
 
-/// Returns the folio to map at `addr` on swap-in: a KSM folio that still has its stable node
-/// can be mapped again as it is.
-///
-/// Swap-in of an anonymous folio that left its anon_vma (a KSM folio whose node is gone) would
-/// need a copy, as `mm/ksm.c` makes; that path is not written yet and the folio is returned as
-/// it is (see Documentation/mm/ksm_rs.rst).
+/// Returns the folio to map at `addr` on swap-in, or a copy of it.
 ///
 /// # Safety
 ///
@@ -295,10 +290,11 @@ pub(crate) unsafe extern "C" fn __ksm_exit(mm: *mut bindings::mm_struct) {
 #[export]
 pub(crate) unsafe extern "C" fn ksm_might_need_to_copy(
     folio: *mut bindings::folio,
-    _vma: *mut bindings::vm_area_struct,
-    _addr: usize,
+    vma: *mut bindings::vm_area_struct,
+    addr: usize,
 ) -> *mut bindings::folio {
-    folio
+    // SAFETY: As required by `might_need_to_copy` (safety requirements).
+    unsafe { crate::engine::might_need_to_copy(Folio::from_raw(folio), vma, addr) }
 }
 
 /// Walks the mappings of a KSM folio (reclaim, migration, `page_idle`).
@@ -334,15 +330,18 @@ pub(crate) unsafe extern "C" fn folio_migrate_ksm(
 ///
 /// # Safety
 ///
-/// Called by memory-failure handling with valid arguments.
+/// Called by memory-failure handling with a valid, locked KSM `folio`, a page of it and its
+/// kill list.
 #[cfg(CONFIG_MEMORY_FAILURE)]
 #[export]
 pub(crate) unsafe extern "C" fn collect_procs_ksm(
-    _folio: *const bindings::folio,
-    _page: *const bindings::page,
-    _to_kill: *mut bindings::list_head,
-    _force_early: c_int,
+    folio: *const bindings::folio,
+    page: *const bindings::page,
+    to_kill: *mut bindings::list_head,
+    force_early: c_int,
 ) {
+    // SAFETY: As required by `collect_procs` (safety requirements).
+    unsafe { crate::engine::collect_procs(Folio::from_raw(folio), page, to_kill, force_early) };
 }
 
 /// Returns the memory KSM saves for `mm`, in bytes, for `/proc/<pid>/ksm_stat`:

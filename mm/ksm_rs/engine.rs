@@ -40,13 +40,14 @@ use kernel::{
     bindings,
     mm::{
         folio::{Folio, FolioLockGuard, PageRef},
+        pgwalk::PMD_SIZE,
         pte::{self, FolioPte, MmuInvalidation, Pte},
         virt::{flags as vma_flags, VmaRef},
         Mm, MmWithUser, MmWithUserAsync, MmapReadGuard,
     },
     page::PAGE_SIZE,
     prelude::*,
-    rbtree::{RBTree, RBTreeNodeReservation},
+    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
     sync::{
         aref::ARef,
         atomic::{Acquire, Atomic, Relaxed, Release},
@@ -218,6 +219,38 @@ fn tree_of(nid: i32) -> u32 {
     }
 }
 
+/// Returns the first key at or after `from` in `tree`, if it is in the same group as `from`
+/// (`same`): how the trees' entries of one hash (and tree) are visited, one by one, while the
+/// tree may change between visits.
+fn next_in_group<K: Ord + Copy, V>(tree: &RBTree<K, V>, from: &K, same: impl Fn(&K) -> bool) -> Option<K> {
+    let c = tree.cursor_lower_bound(from)?;
+    let k = *c.current().0;
+    same(&k).then_some(k)
+}
+
+/// How `stable_node_chains` and `stable_node_dups` change when a group of stable nodes with
+/// equal contents grew to (`added`) or shrank to `len` nodes: a group of two or more is a chain
+/// whose nodes are all dups.
+fn chain_delta(len: usize, added: bool) -> (i64, i64) {
+    match (added, len) {
+        (true, 2) => (1, 2),
+        (true, n) if n > 2 => (0, 1),
+        (false, 1) => (-1, -2),
+        (false, n) if n >= 2 => (0, -1),
+        _ => (0, 0),
+    }
+}
+
+/// Smart scan: how many scans to skip a page that failed to merge `age` times (`skip_age`).
+fn skip_age(age: u8) -> u8 {
+    match age {
+        0..=3 => 1,
+        4..=5 => 2,
+        6..=8 => 4,
+        _ => 8,
+    }
+}
+
 /// The key of an mm in the engine and the registry.
 pub(crate) fn mm_key(mm: &Mm) -> usize {
     mm.as_raw() as usize
@@ -243,19 +276,36 @@ fn counter_inc(c: &Atomic<u64>) {
 }
 
 /// Takes a reference on the folio of a stable node, if it still is the node's
-/// (`ksm_get_folio(KSM_GET_FOLIO_NOLOCK)`); `None` means the node is stale.
+/// (`ksm_get_folio(KSM_GET_FOLIO_NOLOCK)`); `None` means the node is stale. The folio is looked
+/// at through the "keyhole" of its `mapping`: freeing a KSM folio resets it, so a folio that
+/// still points to the node is the node's.
 fn node_folio(node: &StableNode) -> Option<ARef<Folio>> {
     let expected = node.mapping_word();
     loop {
         let kpfn = node.kpfn.load(Acquire);
-        // SAFETY: `kpfn` was the frame of a folio, so it has a `struct page`.
-        let folio = unsafe { Folio::try_get_pfn(kpfn) };
-        if let Some(folio) = folio {
-            if folio.mapping_word() == expected {
-                return Some(folio);
+        // SAFETY: `kpfn` was the frame of a folio and memory going offline removes the nodes
+        // that point into it first (`Engine::remove_nodes_in_range`).
+        let folio = unsafe { Folio::from_pfn(kpfn) };
+        if folio.mapping_word() == expected {
+            // A zero count usually means free (the node is stale), but a swap-cache folio may
+            // have its count frozen for a moment while still ours: wait for that one.
+            let got = loop {
+                if let Some(f) = folio.try_get() {
+                    break Some(f);
+                }
+                if !folio.test_swapcache() {
+                    break None;
+                }
+                core::hint::spin_loop();
+            };
+            if let Some(f) = got {
+                if f.mapping_word() == expected {
+                    return Some(f);
+                }
             }
         }
-        // Migration may have moved the node to a new folio meanwhile.
+        // Stale, unless migration moved the node to a new folio meanwhile (the `smp_rmb()` of
+        // `ksm_get_folio()`: the acquire load pairs with `migrate()`'s release store).
         if node.kpfn.load(Acquire) == kpfn {
             return None;
         }
@@ -442,10 +492,19 @@ fn merge_one_page(vma: &VmaRef, page: &PageRef, target: &Target<'_>) -> Result {
 /// mmap lock.
 pub(crate) fn break_ksm(vma: &VmaRef, start: usize, end: usize) -> Result {
     let mut addr = start;
+    // Addresses below `table_end` lie in a page table known to exist.
+    let mut table_end = addr;
     while addr < end {
         kernel::task::cond_resched();
         if kernel::current!().signal_pending() {
             return Err(ERESTARTSYS);
+        }
+        if addr >= table_end {
+            let Some(a) = vma.next_populated(addr, end) else {
+                return Ok(());
+            };
+            addr = a;
+            table_end = (a | (PMD_SIZE - 1)).saturating_add(1);
         }
         let found = vma.folio_at(addr);
         if !matches!(found, Some(f) if f.ksm || f.ksm_zero) {
@@ -595,13 +654,26 @@ impl Engine {
             };
             // SAFETY: We hold the KSM folio's lock.
             let maps = unsafe { node.maps() };
-            if let Some(i) = maps.iter().position(|m| m.mm == mmk && m.addr == addr) {
+            let found = maps.iter().position(|m| m.mm == mmk && m.addr == addr);
+            if let Some(i) = found {
                 let _ = maps.remove(i);
             }
             node.len.store(maps.len() as u32, Relaxed);
             let empty = maps.is_empty();
             drop(guard);
             drop(kfolio);
+            if found.is_none() {
+                // Not listed (cannot happen): keep the counts as they are.
+                if let Some(it) = self.item_mut(mmk, addr) {
+                    it.node = ptr::null();
+                    let av = core::mem::replace(&mut it.anon_vma, ptr::null_mut());
+                    if !av.is_null() {
+                        // SAFETY: The item held this reference.
+                        unsafe { bindings::put_anon_vma(av) };
+                    }
+                }
+                return;
+            }
             if empty {
                 counter_dec(&COUNTERS.pages_shared);
             } else {
@@ -631,11 +703,7 @@ impl Engine {
     fn group_len(&self, tree: u32, hash: u64) -> usize {
         let mut n = 0;
         let mut key = (tree, hash, 0);
-        while let Some(c) = self.stable.cursor_lower_bound(&key) {
-            let k = *c.current().0;
-            if k.0 != tree || k.1 != hash {
-                break;
-            }
+        while let Some(k) = next_in_group(&self.stable, &key, |k| k.0 == tree && k.1 == hash) {
             n += 1;
             key.2 = k.2 + 1;
         }
@@ -664,30 +732,14 @@ impl Engine {
                 it.anon_vma = ptr::null_mut();
             }
         }
-        self.chain_removed(key.0, key.1);
+        self.chain_changed(key.0, key.1, false);
         drop(node);
     }
 
-    fn chain_added(&self, tree: u32, hash: u64) {
-        match self.group_len(tree, hash) {
-            2 => {
-                counter_inc(&COUNTERS.stable_node_chains);
-                COUNTERS.stable_node_dups.fetch_add(2, Relaxed);
-            }
-            n if n > 2 => counter_inc(&COUNTERS.stable_node_dups),
-            _ => {}
-        }
-    }
-
-    fn chain_removed(&self, tree: u32, hash: u64) {
-        match self.group_len(tree, hash) {
-            1 => {
-                counter_dec(&COUNTERS.stable_node_chains);
-                COUNTERS.stable_node_dups.fetch_sub(2, Relaxed);
-            }
-            n if n >= 2 => counter_dec(&COUNTERS.stable_node_dups),
-            _ => {}
-        }
+    fn chain_changed(&self, tree: u32, hash: u64, added: bool) {
+        let (chains, dups) = chain_delta(self.group_len(tree, hash), added);
+        COUNTERS.stable_node_chains.fetch_add(chains as u64, Relaxed);
+        COUNTERS.stable_node_dups.fetch_add(dups as u64, Relaxed);
     }
 
     /// Makes the locked KSM folio `kfolio` a KSM page of the stable tree (`stable_tree_insert`).
@@ -712,7 +764,7 @@ impl Engine {
         // KSM folio pointing to its stable node, which lives until the folio no longer does.
         unsafe { kfolio.set_mapping_word(node.mapping_word()) };
         self.stable.insert(reservation.into_node(key, node));
-        self.chain_added(tree, hash);
+        self.chain_changed(tree, hash, true);
         Some(p)
     }
 
@@ -755,14 +807,8 @@ impl Engine {
         let max = MAX_PAGE_SHARING.load(Relaxed) as u32;
         let mut key = (tree, hash, 0);
         loop {
-            let (k, p) = {
-                let c = self.stable.cursor_lower_bound(&key)?;
-                let (k, v) = c.current();
-                if k.0 != tree || k.1 != hash {
-                    return None;
-                }
-                (*k, ptr::from_ref::<StableNode>(v))
-            };
+            let k = next_in_group(&self.stable, &key, |k| k.0 == tree && k.1 == hash)?;
+            let p = ptr::from_ref::<StableNode>(self.stable.get(&k)?);
             key = (k.0, k.1, k.2 + 1);
             // SAFETY: The node is in the tree, so alive.
             let node = unsafe { &*p };
@@ -804,15 +850,7 @@ impl Engine {
         let nid = page.folio().nid();
         let tree = tree_of(nid);
         let mut key = (tree, hash, 0, 0);
-        loop {
-            let k = {
-                let Some(c) = self.unstable.cursor_lower_bound(&key) else { break };
-                let k = *c.current().0;
-                if k.0 != tree || k.1 != hash {
-                    break;
-                }
-                k
-            };
+        while let Some(k) = next_in_group(&self.unstable, &key, |k| k.0 == tree && k.1 == hash) {
             key = (k.0, k.1, k.2, k.3 + 1);
             if k.2 == mmk && k.3 == addr {
                 continue;
@@ -892,12 +930,7 @@ impl Engine {
             return false;
         }
         if it.skips == 0 {
-            it.skips = match age {
-                0..=3 => 1,
-                4..=5 => 2,
-                6..=8 => 4,
-                _ => 8,
-            };
+            it.skips = skip_age(age);
             return false;
         }
         it.skips -= 1;
@@ -1026,12 +1059,14 @@ impl Engine {
     }
 
     /// Forgets every KSM page that is no longer mapped (`remove_all_stable_nodes`); KSM pages
-    /// still mapped somewhere stay.
-    pub(crate) fn remove_unmapped_stable_nodes(&mut self) {
+    /// still mapped somewhere stay. Returns whether the stable tree is empty.
+    pub(crate) fn remove_unmapped_stable_nodes(&mut self) -> bool {
         let mut key = (0, 0, 0);
         loop {
             let (k, p) = {
-                let Some(c) = self.stable.cursor_lower_bound(&key) else { return };
+                let Some(c) = self.stable.cursor_lower_bound(&key) else {
+                    return self.stable.is_empty();
+                };
                 let (k, v) = c.current();
                 (*k, ptr::from_ref::<StableNode>(v))
             };
@@ -1153,4 +1188,228 @@ pub(crate) unsafe fn migrate(newfolio: &Folio, folio: &Folio) {
     node.kpfn.store(newfolio.pfn(), Release);
     // SAFETY: The old folio is locked (safety requirement); it keeps the KSM flag without a node.
     unsafe { folio.set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize) };
+}
+
+/// `ERR_PTR(-err)`.
+fn err_ptr<T>(err: u32) -> *mut T {
+    (-(err as isize)) as *mut T
+}
+
+/// Returns the folio that swap-in may map at `addr` of `vma`, copying `folio` when it cannot be
+/// mapped there as it is (`ksm_might_need_to_copy`): a KSM folio without its stable node (or
+/// while `run=2` unmerges), or an anonymous folio of another anon_vma or index (a KSM page
+/// swapped out and read back for another mapping). `NULL` when no memory for the copy,
+/// `ERR_PTR(-EHWPOISON)` for a poisoned page.
+///
+/// # Safety
+///
+/// `folio` is a locked, referenced swap-cache folio and `vma` the VMA of `addr`, with the mmap
+/// or VMA lock held, as in `do_swap_page()`.
+pub(crate) unsafe fn might_need_to_copy(
+    folio: &Folio,
+    vma: *mut bindings::vm_area_struct,
+    addr: usize,
+) -> *mut bindings::folio {
+    let raw = folio.as_raw();
+    if folio.test_large() {
+        return raw;
+    }
+    if folio.test_ksm() {
+        if !folio_stable_node(folio).is_null() && RUN.load(Relaxed) & RUN_UNMERGE == 0 {
+            // No need to copy it.
+            return raw;
+        }
+    } else {
+        // SAFETY: The folio is locked (safety requirement).
+        let av = unsafe { bindings::folio_anon_vma(raw) };
+        if av.is_null() {
+            return raw;
+        }
+        // SAFETY: `vma` is valid and, being where an anonymous page is swapped in, has an
+        // anon_vma; `av` is valid while the folio is locked and mapped or in the swap cache.
+        let same = unsafe {
+            bindings::folio_index(raw) == bindings::linear_page_index(vma, addr as _)
+                && (*av).root == (*(*vma).anon_vma).root
+        };
+        if same {
+            return raw;
+        }
+    }
+    let page = folio.page_raw(0);
+    // SAFETY: `page` is the folio's page.
+    if unsafe { bindings::PageHWPoison(page) } {
+        return err_ptr(bindings::EHWPOISON);
+    }
+    // SAFETY: As above.
+    if !unsafe { bindings::folio_test_uptodate(raw) } {
+        // Let `do_swap_page()` report the error.
+        return raw;
+    }
+    // SAFETY: `vma` and `addr` are valid (safety requirement).
+    let new = unsafe { bindings::vma_alloc_folio(bindings::GFP_HIGHUSER_MOVABLE, 0, vma, addr as _) };
+    if new.is_null() {
+        return new;
+    }
+    // SAFETY: `new` is a new folio we own; `vma` is valid.
+    if unsafe { bindings::mem_cgroup_charge(new, (*vma).vm_mm, bindings::GFP_KERNEL) } != 0 {
+        // SAFETY: Drops our reference on the new folio.
+        unsafe { bindings::folio_put(new) };
+        return ptr::null_mut();
+    }
+    // SAFETY: Both pages are valid; the new one is ours.
+    if unsafe { bindings::copy_mc_user_highpage(bindings::folio_page(new, 0), page, addr as _, vma) }
+        != 0
+    {
+        // SAFETY: Drops our reference on the new folio.
+        unsafe { bindings::folio_put(new) };
+        return err_ptr(bindings::EHWPOISON);
+    }
+    // SAFETY: The new folio is ours alone: not mapped, not on an LRU list yet.
+    unsafe {
+        bindings::folio_set_dirty(new);
+        bindings::__folio_mark_uptodate(new);
+        bindings::__folio_set_locked(new);
+        #[cfg(CONFIG_SWAP)]
+        bindings::count_vm_event(bindings::vm_event_item_KSM_SWPIN_COPY);
+    }
+    new
+}
+
+/// Collects the processes that map the poisoned KSM page `page`, for memory-failure handling
+/// (`collect_procs_ksm`).
+///
+/// # Safety
+///
+/// `folio` is a locked KSM folio, `page` a page of it and `to_kill` the kill list of
+/// `memory-failure.c`.
+#[cfg(CONFIG_MEMORY_FAILURE)]
+pub(crate) unsafe fn collect_procs(
+    folio: &Folio,
+    page: *const bindings::page,
+    to_kill: *mut bindings::list_head,
+    force_early: i32,
+) {
+    let node = folio_stable_node(folio);
+    if node.is_null() {
+        return;
+    }
+    // SAFETY: The folio is locked (safety requirement), so its node is alive and its list stable.
+    let maps = unsafe { (*node).maps() };
+    for m in maps.iter() {
+        let av = m.anon_vma;
+        // SAFETY: The mapping holds a reference on `av`; `init_task` heads the task list, which
+        // `next_task` walks under RCU; the anon_vma's interval tree is read-locked.
+        unsafe {
+            bindings::anon_vma_lock_read(av);
+            bindings::rcu_read_lock();
+            let head = &raw mut bindings::init_task;
+            let mut tsk = bindings::next_task(head);
+            while tsk != head {
+                let t = bindings::task_early_kill(tsk, force_early);
+                if !t.is_null() {
+                    let mut avc = bindings::anon_vma_interval_tree_iter_first(
+                        &raw mut (*av).rb_root,
+                        0,
+                        usize::MAX as _,
+                    );
+                    while !avc.is_null() {
+                        let vma = (*avc).vma;
+                        if (*vma).vm_mm == (*t).mm {
+                            bindings::add_to_kill_ksm(t, page, vma, to_kill, m.addr as _);
+                        }
+                        avc = bindings::anon_vma_interval_tree_iter_next(avc, 0, usize::MAX as _);
+                    }
+                }
+                tsk = bindings::next_task(tsk);
+            }
+            bindings::rcu_read_unlock();
+            bindings::anon_vma_unlock_read(av);
+        }
+    }
+}
+
+impl Engine {
+    /// Forgets the KSM pages whose frames were in `[start_pfn, end_pfn)`, memory that went
+    /// offline (`ksm_check_stable_tree`): their `struct page`s are about to go.
+    pub(crate) fn remove_nodes_in_range(&mut self, start_pfn: usize, end_pfn: usize) {
+        let mut key = (0, 0, 0);
+        loop {
+            let (k, kpfn) = {
+                let Some(c) = self.stable.cursor_lower_bound(&key) else { return };
+                let (k, v) = c.current();
+                (*k, v.kpfn.load(Relaxed))
+            };
+            key = (k.0, k.1, k.2 + 1);
+            if (start_pfn..end_pfn).contains(&kpfn) {
+                // Do not look at the folio: its memory is gone.
+                self.remove_node(k);
+            }
+            kernel::task::cond_resched();
+        }
+    }
+}
+
+#[kunit_tests(ksm_rs_engine)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_of_the_contents() -> Result {
+        let mut a = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
+        let b = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
+        // Equal contents, equal hash: the trees never miss a page mm/ksm.c would merge.
+        assert_eq!(hash_bytes(&a), hash_bytes(&b));
+        assert_eq!(hash_bytes(&a), Engine::new().zero_hash);
+        a[PAGE_SIZE - 1] = 1;
+        assert_ne!(hash_bytes(&a), hash_bytes(&b));
+        a[PAGE_SIZE - 1] = 0;
+        a[0] = 1;
+        assert_ne!(hash_bytes(&a), hash_bytes(&b));
+        Ok(())
+    }
+
+    #[test]
+    fn groups_are_visited_in_key_order() -> Result {
+        let mut t: RBTree<UKey, ()> = RBTree::new();
+        for k in [(0, 7, 2, 0x2000), (0, 7, 1, 0x5000), (0, 8, 1, 0x1000), (1, 7, 1, 0x1000), (0, 6, 9, 0)] {
+            t.insert(RBTreeNode::new(k, (), GFP_KERNEL)?);
+        }
+        let same = |k: &UKey| k.0 == 0 && k.1 == 7;
+        let mut seen = KVec::new();
+        let mut key = (0, 7, 0, 0);
+        while let Some(k) = next_in_group(&t, &key, same) {
+            seen.push(k, GFP_KERNEL)?;
+            key = (k.0, k.1, k.2, k.3 + 1);
+        }
+        assert_eq!(&seen[..], &[(0, 7, 1, 0x5000), (0, 7, 2, 0x2000)]);
+        // A group nobody is in.
+        assert_eq!(next_in_group(&t, &(2, 7, 0, 0), |k| k.0 == 2), None);
+        Ok(())
+    }
+
+    #[test]
+    fn chains_count_like_mm_ksm_c() {
+        // A second KSM page of the same contents makes a chain of two dups ...
+        assert_eq!(chain_delta(1, true), (0, 0));
+        assert_eq!(chain_delta(2, true), (1, 2));
+        assert_eq!(chain_delta(3, true), (0, 1));
+        // ... and the chain goes when one node is left.
+        assert_eq!(chain_delta(2, false), (0, -1));
+        assert_eq!(chain_delta(1, false), (-1, -2));
+        assert_eq!(chain_delta(0, false), (0, 0));
+    }
+
+    #[test]
+    fn smart_scan_backs_off() {
+        let skips: [u8; 12] = core::array::from_fn(|i| skip_age(i as u8));
+        assert_eq!(skips, [1, 1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8]);
+        assert_eq!(skip_age(u8::MAX), 8);
+    }
+
+    #[test]
+    fn metadata_per_tracked_page() {
+        // An item and its tree links fit the 64-byte slab, the size of C's ksm_rmap_item.
+        assert_eq!(core::mem::size_of::<Item>(), 32);
+        assert_eq!(ITEM_BYTES, 64);
+    }
 }

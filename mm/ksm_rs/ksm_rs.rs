@@ -66,6 +66,51 @@ pub(crate) fn break_ksm(vma: &kernel::mm::virt::VmaRef, start: usize, end: usize
     engine::break_ksm(vma, start, end)
 }
 
+/// The memory hotplug notifier (`ksm_memory_callback`).
+#[cfg(CONFIG_MEMORY_HOTREMOVE)]
+struct MemoryNotifier(Opaque<bindings::notifier_block>);
+
+// SAFETY: The notifier block is only handed to the notifier chain, which serialises its use.
+#[cfg(CONFIG_MEMORY_HOTREMOVE)]
+unsafe impl Sync for MemoryNotifier {}
+
+/// No significance to this priority (`KSM_CALLBACK_PRI`).
+#[cfg(CONFIG_MEMORY_HOTREMOVE)]
+static MEMORY_NB: MemoryNotifier = MemoryNotifier(Opaque::new(bindings::notifier_block {
+    notifier_call: Some(memory_callback),
+    next: core::ptr::null_mut(),
+    priority: bindings::KSM_CALLBACK_PRI as i32,
+}));
+
+/// Keeps KSM off the stable tree while memory goes offline, then forgets the KSM pages that were
+/// there (`ksm_memory_callback`).
+///
+/// # Safety
+///
+/// Called by the memory notifier chain with `arg` a `struct memory_notify`.
+#[cfg(CONFIG_MEMORY_HOTREMOVE)]
+unsafe extern "C" fn memory_callback(
+    _nb: *mut bindings::notifier_block,
+    action: usize,
+    arg: *mut core::ffi::c_void,
+) -> core::ffi::c_int {
+    let Some(ksm) = KSM.as_ref() else {
+        return bindings::NOTIFY_OK as _;
+    };
+    match action as u32 {
+        bindings::memory_block_state_MEM_GOING_OFFLINE => ksm.going_offline(),
+        bindings::memory_block_state_MEM_OFFLINE => {
+            // SAFETY: For memory block events `arg` is a `struct memory_notify`.
+            let mn = unsafe { &*arg.cast::<bindings::memory_notify>() };
+            let start = mn.start_pfn as usize;
+            ksm.offline_done(Some((start, start + mn.nr_pages as usize)));
+        }
+        bindings::memory_block_state_MEM_CANCEL_OFFLINE => ksm.offline_done(None),
+        _ => {}
+    }
+    bindings::NOTIFY_OK as _
+}
+
 struct KsmModule {
     _sysfs: kernel::sysfs::Registration,
     _ksmd: kernel::kthread::KThread,
@@ -80,6 +125,9 @@ impl kernel::Module for KsmModule {
         let sysfs = sysfs::KSM_ATTR_GROUP
             .register(kernel::sysfs::Kobject::mm())
             .inspect_err(|_| pr_err!("ksm: register sysfs failed\n"))?;
+        // SAFETY: The notifier block is static and its callback valid for the kernel's lifetime.
+        #[cfg(CONFIG_MEMORY_HOTREMOVE)]
+        kernel::error::to_result(unsafe { bindings::register_memory_notifier(MEMORY_NB.0.get()) })?;
         Ok(KsmModule {
             _sysfs: sysfs,
             _ksmd: ksmd,

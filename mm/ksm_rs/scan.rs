@@ -27,6 +27,7 @@ use kernel::{
         flags::{VM_MERGEABLE, VM_MERGE_ANY},
         virt::flags::MERGEABLE as VMA_MERGEABLE,
         folio::PageRef,
+        pgwalk::PMD_SIZE,
         Mm, MmWithUser, MmWithUserAsync,
     },
     new_condvar, new_mutex, new_spinlock,
@@ -61,6 +62,8 @@ pub(crate) struct Scanner {
     advisor: advisor::Ctx,
     /// Items of the mm at the cursor from here up to the next page found are stale.
     prune_from: usize,
+    /// Memory is going offline: the stable tree must not be touched (`KSM_RUN_OFFLINE`).
+    offlining: bool,
     /// The merge engine.
     engine: Engine,
 }
@@ -80,6 +83,9 @@ pub(crate) struct Ksm {
     /// ksmd sleeps here between batches (`ksm_iter_wait`).
     #[pin]
     iter_wait: CondVar,
+    /// Waiters for memory offlining to finish (`wait_on_bit(&ksm_run, KSM_RUN_OFFLINE)`).
+    #[pin]
+    offline_wait: CondVar,
 }
 
 fn key(mm: &Mm) -> usize {
@@ -99,12 +105,14 @@ impl Ksm {
                     address: 0,
                     advisor: advisor::Ctx::default(),
                     prune_from: 0,
+                    offlining: false,
                     engine: Engine::new(),
                 },
                 "ksm_thread_mutex"
             ),
             thread_wait <- new_condvar!("ksm_thread_wait"),
             iter_wait <- new_condvar!("ksm_iter_wait"),
+            offline_wait <- new_condvar!("ksm_offline_wait"),
         })
     }
 
@@ -161,6 +169,35 @@ impl Ksm {
         }
     }
 
+    /// Takes the scanner lock once no memory is going offline (`wait_while_offlining`).
+    fn lock_scanner(&self) -> kernel::sync::MutexGuard<'_, Scanner> {
+        let mut scanner = self.scanner.lock();
+        while scanner.offlining {
+            self.offline_wait.wait(&mut scanner);
+        }
+        scanner
+    }
+
+    /// Memory hotplug: a memory block is going offline (`MEM_GOING_OFFLINE`). Until it is
+    /// offline or the offlining is cancelled, ksmd and the knobs that walk the stable tree wait:
+    /// KSM pages there are being migrated away.
+    pub(crate) fn going_offline(&self) {
+        self.scanner.lock().offlining = true;
+    }
+
+    /// Memory hotplug: offlining finished (`MEM_OFFLINE`, with the frames that went) or was
+    /// cancelled (`MEM_CANCEL_OFFLINE`).
+    pub(crate) fn offline_done(&self, gone: Option<(usize, usize)>) {
+        let mut scanner = self.scanner.lock();
+        if let Some((start, end)) = gone {
+            // Stable nodes may still point into the range; their `struct page`s are gone.
+            scanner.engine.remove_nodes_in_range(start, end);
+        }
+        scanner.offlining = false;
+        drop(scanner);
+        self.offline_wait.notify_all();
+    }
+
     /// Switches the advisor on or off (`advisor_mode`), as `set_advisor_defaults()` does.
     pub(crate) fn set_advisor(&self, scan_time: bool) {
         let mut scanner = self.scanner.lock();
@@ -191,9 +228,15 @@ impl Ksm {
     /// Changes `run` under the scanner lock, as `run_store` does.
     pub(crate) fn set_run(&self, flags: u32) -> Result {
         {
-            let mut scanner = self.scanner.lock();
+            let mut scanner = self.lock_scanner();
             if RUN.xchg(flags, Relaxed) != flags && flags & RUN_UNMERGE != 0 {
-                if let Err(e) = self.unmerge_all(&mut scanner) {
+                // Should unsharing run out of memory, the OOM killer picks this task first.
+                // SAFETY: Sets a flag of the current task.
+                unsafe { kernel::bindings::set_current_oom_origin() };
+                let res = self.unmerge_all(&mut scanner);
+                // SAFETY: Clears the flag set above.
+                unsafe { kernel::bindings::clear_current_oom_origin() };
+                if let Err(e) = res {
                     // As `run_store`: stop, and report why the unmerge did not finish.
                     RUN.store(RUN_STOP, Relaxed);
                     return Err(e);
@@ -238,8 +281,12 @@ impl Ksm {
     /// Changes a knob that needs an empty stable tree (`merge_across_nodes`,
     /// `max_page_sharing`): `EBUSY` while KSM pages exist.
     pub(crate) fn set_with_empty_stable_tree(&self, apply: impl FnOnce()) -> Result {
-        let _scanner = self.scanner.lock();
-        if COUNTERS.pages_shared.load(Relaxed) != 0 {
+        let mut scanner = self.lock_scanner();
+        // As `remove_all_stable_nodes()`: KSM pages no longer mapped are forgotten; one still
+        // mapped (an exiting mm not torn down yet) keeps the knob as it is.
+        if COUNTERS.pages_shared.load(Relaxed) != 0
+            || !scanner.engine.remove_unmapped_stable_nodes()
+        {
             return Err(EBUSY);
         }
         apply();
@@ -251,7 +298,7 @@ impl Ksm {
         kernel::kthread::set_freezable();
         while !kernel::kthread::should_stop() {
             {
-                let mut scanner = self.scanner.lock();
+                let mut scanner = self.lock_scanner();
                 if Self::should_run(&self.registry.lock()) {
                     self.do_scan(&mut scanner, PAGES_TO_SCAN.load(Relaxed));
                 }
@@ -366,7 +413,18 @@ impl Ksm {
                 addr = vma.end();
                 continue;
             }
+            // Addresses below `table_end` lie in a page table known to exist.
+            let mut table_end = addr;
             while addr < vma.end() {
+                if addr >= table_end {
+                    // Skip unpopulated ranges without looking at each address.
+                    let Some(a) = vma.next_populated(addr, vma.end()) else {
+                        addr = vma.end();
+                        break;
+                    };
+                    addr = a;
+                    table_end = (a | (PMD_SIZE - 1)).saturating_add(1);
+                }
                 if let Some(page) = vma.anon_page_at(addr) {
                     // Items between the last page found and this one are for unmapped pages.
                     scanner.engine.remove_items(mmk, scanner.prune_from, addr);

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/highmem.h>
 #include <linux/huge_mm.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/page-flags.h>
 #include <linux/pagemap.h>
 #include <linux/swap.h>
+#include <linux/vmstat.h>
 
 __rust_helper bool rust_helper_folio_test_anon(const struct folio *folio)
 {
@@ -125,4 +128,67 @@ __rust_helper int rust_helper_split_folio(struct folio *folio)
 __rust_helper bool rust_helper_folio_free_swap(struct folio *folio)
 {
 	return folio_free_swap(folio);
+}
+
+__rust_helper bool rust_helper_folio_test_uptodate(const struct folio *folio)
+{
+	return folio_test_uptodate(folio);
+}
+
+__rust_helper bool rust_helper_PageHWPoison(const struct page *page)
+{
+	return PageHWPoison(page);
+}
+
+__rust_helper void rust_helper_folio_set_dirty(struct folio *folio)
+{
+	folio_set_dirty(folio);
+}
+
+__rust_helper void rust_helper___folio_mark_uptodate(struct folio *folio)
+{
+	__folio_mark_uptodate(folio);
+}
+
+__rust_helper void rust_helper___folio_set_locked(struct folio *folio)
+{
+	__folio_set_locked(folio);
+}
+
+__rust_helper pgoff_t rust_helper_folio_index(const struct folio *folio)
+{
+	return folio->index;
+}
+
+__rust_helper pgoff_t
+rust_helper_linear_page_index(const struct vm_area_struct *vma,
+			      unsigned long address)
+{
+	return linear_page_index(vma, address);
+}
+
+__rust_helper struct folio *
+rust_helper_vma_alloc_folio(gfp_t gfp, int order, struct vm_area_struct *vma,
+			    unsigned long addr)
+{
+	return vma_alloc_folio(gfp, order, vma, addr);
+}
+
+__rust_helper int rust_helper_mem_cgroup_charge(struct folio *folio,
+					       struct mm_struct *mm, gfp_t gfp)
+{
+	return mem_cgroup_charge(folio, mm, gfp);
+}
+
+__rust_helper int rust_helper_copy_mc_user_highpage(struct page *to,
+						    struct page *from,
+						    unsigned long vaddr,
+						    struct vm_area_struct *vma)
+{
+	return copy_mc_user_highpage(to, from, vaddr, vma);
+}
+
+__rust_helper void rust_helper_count_vm_event(enum vm_event_item item)
+{
+	count_vm_event(item);
 }

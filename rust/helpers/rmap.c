@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/rmap.h>
+#include <linux/sched/signal.h>
 
 /*
  * The anon_vma reference and lock helpers are private to mm/ (mm/internal.h);
@@ -32,3 +33,30 @@ __rust_helper void rust_helper_anon_vma_unlock_read(struct anon_vma *anon_vma)
 {
 	anon_vma_unlock_read(anon_vma);
 }
+
+__rust_helper struct anon_vma *rust_helper_folio_anon_vma(const struct folio *folio)
+{
+	return folio_anon_vma(folio);
+}
+
+__rust_helper struct task_struct *rust_helper_next_task(struct task_struct *p)
+{
+	return next_task(p);
+}
+
+#ifdef CONFIG_MEMORY_FAILURE
+__rust_helper struct task_struct *rust_helper_task_early_kill(struct task_struct *tsk,
+							       int force_early)
+{
+	return task_early_kill(tsk, force_early);
+}
+
+__rust_helper void rust_helper_add_to_kill_ksm(struct task_struct *tsk,
+					       const struct page *p,
+					       struct vm_area_struct *vma,
+					       struct list_head *to_kill,
+					       unsigned long addr)
+{
+	add_to_kill_ksm(tsk, p, vma, to_kill, addr);
+}
+#endif

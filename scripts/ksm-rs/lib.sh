@@ -52,6 +52,6 @@ progress() {
 	done
 }
 
-# The flavour `make test` runs by default: C until the Rust merge engine
-# lands, then Rust.
-KSM_DEFAULT_TEST=c
+# The implementation `make test` tests first (the other one runs too, as the
+# reference).
+KSM_DEFAULT_TEST=rust

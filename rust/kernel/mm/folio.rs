@@ -58,20 +58,29 @@ impl Folio {
         unsafe { &*ptr.cast() }
     }
 
-    /// Tries to take a reference on the folio that contains page frame `pfn` (`folio_try_get`):
-    /// fails if the folio's reference count is zero (it is being freed, or is free).
+    /// Returns the folio that page frame `pfn` currently belongs to (`pfn_folio`), without a
+    /// reference: it may be free, or become another folio, at any time. Use
+    /// [`Folio::try_get`] to keep it.
     ///
     /// # Safety
     ///
-    /// `pfn` is the frame number of a page with a `struct page` (RAM known to the page
-    /// allocator); the folio it belongs to may change at any time.
-    pub unsafe fn try_get_pfn(pfn: usize) -> Option<ARef<Folio>> {
-        // SAFETY: `pfn` has a `struct page` (safety requirement).
-        let folio = unsafe { bindings::pfn_folio(pfn as _) };
+    /// `pfn` is the frame number of a page with a `struct page` (memory known to the page
+    /// allocator, and not offlined for `'a`).
+    #[inline]
+    pub unsafe fn from_pfn<'a>(pfn: usize) -> &'a Folio {
+        // SAFETY: `pfn` has a `struct page` (safety requirement), which `pfn_folio` finds the
+        // folio of; a `struct folio` in the memmap is always valid memory.
+        unsafe { Folio::from_raw(bindings::pfn_folio(pfn as _)) }
+    }
+
+    /// Takes a reference on the folio unless its reference count is zero (`folio_try_get`):
+    /// it is being freed, or its count is frozen.
+    #[inline]
+    pub fn try_get(&self) -> Option<ARef<Folio>> {
         // SAFETY: `folio_try_get` may be called on any `struct folio`, even a free one.
-        if unsafe { bindings::folio_try_get(folio) } {
+        if unsafe { bindings::folio_try_get(self.as_raw()) } {
             // SAFETY: We now hold a reference, which the `ARef` takes over.
-            Some(unsafe { ARef::from_raw(NonNull::new_unchecked(folio.cast())) })
+            Some(unsafe { ARef::from_raw(NonNull::from(self)) })
         } else {
             None
         }

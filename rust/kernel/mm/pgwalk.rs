@@ -16,6 +16,9 @@ use super::{
 use crate::{bindings, sync::aref::ARef};
 use core::ptr::NonNull;
 
+/// The span of memory one page table (a page middle directory entry) maps.
+pub const PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
+
 /// `FW_ZEROPAGE`: let the walk return the shared zero page too.
 const FW_ZEROPAGE: bindings::folio_walk_flags_t = 1;
 
@@ -115,5 +118,65 @@ impl VmaRef {
             Some(unsafe { PageRef::new(folio, NonNull::new_unchecked(fw.page)) })
         })
         .flatten()
+    }
+}
+
+/// `pmd_entry` of [`VmaRef::next_populated`]: the walk only calls it for page middle
+/// directory entries that are not empty; record the first and stop.
+///
+/// # Safety
+///
+/// Called by `walk_page_range_vma()` with `walk->private` pointing to a `usize`.
+unsafe extern "C" fn first_populated_pmd(
+    _pmd: *mut bindings::pmd_t,
+    addr: usize,
+    _next: usize,
+    walk: *mut bindings::mm_walk,
+) -> core::ffi::c_int {
+    // SAFETY: `walk` is the walk in progress, whose `private` points to the caller's `usize`.
+    unsafe { *(*walk).private.cast::<usize>() = addr };
+    1
+}
+
+/// The walk of [`VmaRef::next_populated`], under the mmap read lock.
+static FIRST_POPULATED_OPS: bindings::mm_walk_ops = bindings::mm_walk_ops {
+    pgd_entry: None,
+    p4d_entry: None,
+    pud_entry: None,
+    pmd_entry: Some(first_populated_pmd),
+    pte_entry: None,
+    pte_hole: None,
+    hugetlb_entry: None,
+    test_walk: None,
+    pre_vma: None,
+    post_vma: None,
+    install_pte: None,
+    walk_lock: bindings::page_walk_lock_PGWALK_RDLOCK,
+};
+
+impl VmaRef {
+    /// Returns the first address at or above `addr` (and below `end`, both within the VMA)
+    /// whose page table exists: every address below it is unpopulated, so a scan for pages can
+    /// skip there. Empty upper-level tables are skipped without looking at their entries.
+    pub fn next_populated(&self, addr: usize, end: usize) -> Option<usize> {
+        let start = addr.max(self.start());
+        let end = end.min(self.end());
+        if start >= end {
+            return None;
+        }
+        let mut found = 0usize;
+        // SAFETY: The VMA is valid and its mmap lock held for reading at least (type invariant
+        // of `VmaRef`), as the read-locked walk requires; `found` outlives the walk.
+        let ret = unsafe {
+            bindings::walk_page_range_vma(
+                self.as_ptr(),
+                start,
+                end,
+                &FIRST_POPULATED_OPS,
+                (&raw mut found).cast(),
+            )
+        };
+        // The first populated table may start below `start`.
+        (ret > 0).then(|| found.max(start))
     }
 }
