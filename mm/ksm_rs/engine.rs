@@ -141,7 +141,8 @@ pub(crate) struct Item {
 
 /// The bytes of metadata per tracked page: the item and its tree links, as allocated.
 pub(crate) const ITEM_BYTES: usize =
-    (core::mem::size_of::<Item>() + core::mem::size_of::<bindings::rb_node>() + 8).next_power_of_two();
+    (core::mem::size_of::<Item>() + core::mem::size_of::<bindings::rb_node>() + 8)
+        .next_power_of_two();
 
 impl Item {
     const fn new() -> Self {
@@ -222,7 +223,11 @@ fn tree_of(nid: i32) -> u32 {
 /// Returns the first key at or after `from` in `tree`, if it is in the same group as `from`
 /// (`same`): how the trees' entries of one hash (and tree) are visited, one by one, while the
 /// tree may change between visits.
-fn next_in_group<K: Ord + Copy, V>(tree: &RBTree<K, V>, from: &K, same: impl Fn(&K) -> bool) -> Option<K> {
+fn next_in_group<K: Ord + Copy, V>(
+    tree: &RBTree<K, V>,
+    from: &K,
+    same: impl Fn(&K) -> bool,
+) -> Option<K> {
     let c = tree.cursor_lower_bound(from)?;
     let k = *c.current().0;
     same(&k).then_some(k)
@@ -404,7 +409,9 @@ fn replace_page(
             // SAFETY: The zero page is a valid page.
             let pfn = unsafe { bindings::page_to_pfn(zpfn) } as usize;
             // A dirty zero-page entry marks a zero page placed by KSM (`is_ksm_zero_pte`).
-            let p = Pte::from_pfn(pfn, pte::page_prot(vma)).mkspecial().mkdirty();
+            let p = Pte::from_pfn(pfn, pte::page_prot(vma))
+                .mkspecial()
+                .mkdirty();
             // SAFETY: `ksm_zero_pages` and the mm's counter are `atomic_long_t`s (`atomic64_t`
             // on 64-bit), as `ksm_map_zero_page()` updates them; we replace an anonymous page,
             // so its `MM_ANONPAGES` count goes, as in C.
@@ -526,7 +533,9 @@ pub(crate) fn break_ksm(vma: &VmaRef, start: usize, end: usize) -> Result {
         if ret & bindings::vm_fault_reason_VM_FAULT_OOM != 0 {
             return Err(ENOMEM);
         }
-        if ret & (bindings::vm_fault_reason_VM_FAULT_SIGBUS | bindings::vm_fault_reason_VM_FAULT_SIGSEGV)
+        if ret
+            & (bindings::vm_fault_reason_VM_FAULT_SIGBUS
+                | bindings::vm_fault_reason_VM_FAULT_SIGSEGV)
             != 0
         {
             addr += PAGE_SIZE;
@@ -638,7 +647,9 @@ impl Engine {
 
     /// Takes an item out of the stable or unstable tree (`remove_rmap_item_from_tree`).
     fn remove_from_tree(&mut self, mmk: usize, addr: usize) {
-        let Some(item) = self.item(mmk, addr) else { return };
+        let Some(item) = self.item(mmk, addr) else {
+            return;
+        };
         if !item.node.is_null() {
             // SAFETY: An item's node stays allocated while the item points to it.
             let node = unsafe { &*item.node };
@@ -690,7 +701,8 @@ impl Engine {
             }
         } else if item.unstable {
             if item.seq == self.seq {
-                self.unstable.remove(&(u32::from(item.nid), item.hash, mmk, addr));
+                self.unstable
+                    .remove(&(u32::from(item.nid), item.hash, mmk, addr));
             }
             counter_dec(&COUNTERS.pages_unshared);
             if let Some(it) = self.item_mut(mmk, addr) {
@@ -713,7 +725,9 @@ impl Engine {
     /// Removes a stale stable node (its folio is gone) and resets the items that pointed to it
     /// (`remove_node_from_stable_tree`).
     fn remove_node(&mut self, key: SKey) {
-        let Some(node) = self.stable.remove(&key) else { return };
+        let Some(node) = self.stable.remove(&key) else {
+            return;
+        };
         // SAFETY: The node is out of the tree and no folio points to it any more.
         let maps = unsafe { node.maps() };
         for (i, m) in maps.iter().enumerate() {
@@ -738,12 +752,18 @@ impl Engine {
 
     fn chain_changed(&self, tree: u32, hash: u64, added: bool) {
         let (chains, dups) = chain_delta(self.group_len(tree, hash), added);
-        COUNTERS.stable_node_chains.fetch_add(chains as u64, Relaxed);
+        COUNTERS
+            .stable_node_chains
+            .fetch_add(chains as u64, Relaxed);
         COUNTERS.stable_node_dups.fetch_add(dups as u64, Relaxed);
     }
 
     /// Makes the locked KSM folio `kfolio` a KSM page of the stable tree (`stable_tree_insert`).
-    fn stable_insert(&mut self, kfolio: &FolioLockGuard<'_>, hash: u64) -> Option<*const StableNode> {
+    fn stable_insert(
+        &mut self,
+        kfolio: &FolioLockGuard<'_>,
+        hash: u64,
+    ) -> Option<*const StableNode> {
         let tree = tree_of(kfolio.nid());
         let key = (tree, hash, self.next_id);
         let maps = KVec::with_capacity(2, GFP_KERNEL).ok()?;
@@ -770,8 +790,16 @@ impl Engine {
 
     /// Lists the item at `addr` of `mmk` as a mapping of `node`, whose folio is locked
     /// (`stable_tree_append`); capacity for it was reserved.
-    fn append(&mut self, _kfolio: &FolioLockGuard<'_>, node: *const StableNode, mmk: usize, addr: usize) {
-        let Some(item) = self.item(mmk, addr) else { return };
+    fn append(
+        &mut self,
+        _kfolio: &FolioLockGuard<'_>,
+        node: *const StableNode,
+        mmk: usize,
+        addr: usize,
+    ) {
+        let Some(item) = self.item(mmk, addr) else {
+            return;
+        };
         // SAFETY: The node is alive: its folio is locked and points to it.
         let n = unsafe { &*node };
         // SAFETY: We hold the KSM folio's lock.
@@ -802,7 +830,12 @@ impl Engine {
     /// Searches the stable tree for a KSM page with the contents of `page`
     /// (`stable_tree_search`). A KSM page that reached `max_page_sharing` is only returned if
     /// `page` is already mapped from it (a fork) or `bypass`.
-    fn stable_search(&mut self, page: &PageRef, hash: u64, bypass: bool) -> Option<(ARef<Folio>, *const StableNode)> {
+    fn stable_search(
+        &mut self,
+        page: &PageRef,
+        hash: u64,
+        bypass: bool,
+    ) -> Option<(ARef<Folio>, *const StableNode)> {
         let tree = tree_of(page.folio().nid());
         let max = MAX_PAGE_SHARING.load(Relaxed) as u32;
         let mut key = (tree, hash, 0);
@@ -855,7 +888,9 @@ impl Engine {
             if k.2 == mmk && k.3 == addr {
                 continue;
             }
-            let Some(tree_page) = self.mergeable_page(k.2, k.3) else { continue };
+            let Some(tree_page) = self.mergeable_page(k.2, k.3) else {
+                continue;
+            };
             if tree_page.as_raw() == page.as_raw() {
                 // Do not substitute a KSM page for a forked page.
                 return None;
@@ -868,7 +903,8 @@ impl Engine {
             }
         }
         let node = RBTreeNodeReservation::new(GFP_KERNEL).ok()?;
-        self.unstable.insert(node.into_node((tree, hash, mmk, addr), ()));
+        self.unstable
+            .insert(node.into_node((tree, hash, mmk, addr), ()));
         let seq = self.seq;
         if let Some(it) = self.item_mut(mmk, addr) {
             it.unstable = true;
@@ -882,7 +918,13 @@ impl Engine {
 
     /// Merges the page at `addr` of `mmk` with `target` and takes a reference on its anon_vma
     /// for the stable tree (`try_to_merge_with_ksm_page`).
-    fn merge_item(&mut self, mmk: usize, addr: usize, page: &PageRef, target: &Target<'_>) -> Result {
+    fn merge_item(
+        &mut self,
+        mmk: usize,
+        addr: usize,
+        page: &PageRef,
+        target: &Target<'_>,
+    ) -> Result {
         let mm = self.mm_user(mmk).ok_or(EFAULT)?;
         let guard = mm.mmap_read_lock();
         let vma = mergeable_vma(&guard, addr).ok_or(EFAULT)?;
@@ -921,7 +963,9 @@ impl Engine {
         if !SMART_SCAN.load(Relaxed) || folio.test_ksm() {
             return false;
         }
-        let Some(it) = self.item_mut(mmk, addr) else { return false };
+        let Some(it) = self.item_mut(mmk, addr) else {
+            return false;
+        };
         let age = it.age;
         if age != u8::MAX {
             it.age += 1;
@@ -942,7 +986,9 @@ impl Engine {
     /// Tries to merge a scanned page (`cmp_and_merge_page`).
     pub(crate) fn cmp_and_merge(&mut self, mm: &MmWithUser, addr: usize, page: PageRef) {
         let mmk = mm_key(mm);
-        let Some(item) = self.item(mmk, addr) else { return };
+        let Some(item) = self.item(mmk, addr) else {
+            return;
+        };
         let folio = page.folio();
         let cur = folio_stable_node(folio);
         let mut bypass = false;
@@ -959,7 +1005,9 @@ impl Engine {
         } else {
             self.remove_from_tree(mmk, addr);
             let h = hash_page(&page);
-            let Some(it) = self.item_mut(mmk, addr) else { return };
+            let Some(it) = self.item_mut(mmk, addr) else {
+                return;
+            };
             let changed = !it.hashed || it.hash != h;
             it.hash = h;
             it.hashed = true;
@@ -994,14 +1042,19 @@ impl Engine {
             {
                 // SAFETY: The node is alive while its folio (referenced) points to it.
                 let n = unsafe { &*node };
-                let Some(g) = lock_node_folio(n, &kfolio) else { return };
+                let Some(g) = lock_node_folio(n, &kfolio) else {
+                    return;
+                };
                 // SAFETY: We hold the KSM folio's lock.
                 if unsafe { n.maps() }.reserve(1, GFP_KERNEL).is_err() {
                     return;
                 }
                 drop(g);
             }
-            if self.merge_item(mmk, addr, &page, &Target::Ksm(&kfolio)).is_ok() {
+            if self
+                .merge_item(mmk, addr, &page, &Target::Ksm(&kfolio))
+                .is_ok()
+            {
                 match lock_node_folio(
                     // SAFETY: As above.
                     unsafe { &*node },
@@ -1024,7 +1077,10 @@ impl Engine {
         if self.merge_item(mmk, addr, &page, &Target::NewKsm).is_err() {
             return;
         }
-        if self.merge_item(tmmk, taddr, &tree_page, &Target::Ksm(folio)).is_err() {
+        if self
+            .merge_item(tmmk, taddr, &tree_page, &Target::Ksm(folio))
+            .is_err()
+        {
             // A KSM page with a single mapping: break it.
             self.break_cow(mmk, addr);
             return;
@@ -1127,7 +1183,11 @@ pub(crate) unsafe fn rmap_walk(folio: &Folio, rwc: *mut bindings::rmap_walk_cont
             }
             // SAFETY: The anon_vma is read-locked, which protects its interval tree.
             let mut avc = unsafe {
-                bindings::anon_vma_interval_tree_iter_first(&raw mut (*av).rb_root, 0, usize::MAX as _)
+                bindings::anon_vma_interval_tree_iter_first(
+                    &raw mut (*av).rb_root,
+                    0,
+                    usize::MAX as _,
+                )
             };
             while !avc.is_null() {
                 kernel::task::cond_resched();
@@ -1143,10 +1203,7 @@ pub(crate) unsafe fn rmap_walk(folio: &Folio, rwc: *mut bindings::rmap_walk_cont
                 };
                 let visit = m.addr >= start && m.addr < end && (vm_mm == m.mm) != search_new_forks;
                 // SAFETY: The callbacks are the rmap code's, called as `rmap_walk_ksm()` does.
-                let skip = !visit
-                    || rwc
-                        .invalid_vma
-                        .is_some_and(|f| unsafe { f(vma, rwc.arg) });
+                let skip = !visit || rwc.invalid_vma.is_some_and(|f| unsafe { f(vma, rwc.arg) });
                 if !skip {
                     // SAFETY: As above.
                     let more = match rwc.rmap_one {
@@ -1162,7 +1219,8 @@ pub(crate) unsafe fn rmap_walk(folio: &Folio, rwc: *mut bindings::rmap_walk_cont
                     }
                 }
                 // SAFETY: `avc` is a chain entry of the locked anon_vma.
-                avc = unsafe { bindings::anon_vma_interval_tree_iter_next(avc, 0, usize::MAX as _) };
+                avc =
+                    unsafe { bindings::anon_vma_interval_tree_iter_next(avc, 0, usize::MAX as _) };
             }
             // SAFETY: Locked above.
             unsafe { bindings::anon_vma_unlock_read(av) };
@@ -1246,7 +1304,8 @@ pub(crate) unsafe fn might_need_to_copy(
         return raw;
     }
     // SAFETY: `vma` and `addr` are valid (safety requirement).
-    let new = unsafe { bindings::vma_alloc_folio(bindings::GFP_HIGHUSER_MOVABLE, 0, vma, addr as _) };
+    let new =
+        unsafe { bindings::vma_alloc_folio(bindings::GFP_HIGHUSER_MOVABLE, 0, vma, addr as _) };
     if new.is_null() {
         return new;
     }
@@ -1257,8 +1316,9 @@ pub(crate) unsafe fn might_need_to_copy(
         return ptr::null_mut();
     }
     // SAFETY: Both pages are valid; the new one is ours.
-    if unsafe { bindings::copy_mc_user_highpage(bindings::folio_page(new, 0), page, addr as _, vma) }
-        != 0
+    if unsafe {
+        bindings::copy_mc_user_highpage(bindings::folio_page(new, 0), page, addr as _, vma)
+    } != 0
     {
         // SAFETY: Drops our reference on the new folio.
         unsafe { bindings::folio_put(new) };
@@ -1335,7 +1395,9 @@ impl Engine {
         let mut key = (0, 0, 0);
         loop {
             let (k, kpfn) = {
-                let Some(c) = self.stable.cursor_lower_bound(&key) else { return };
+                let Some(c) = self.stable.cursor_lower_bound(&key) else {
+                    return;
+                };
                 let (k, v) = c.current();
                 (*k, v.kpfn.load(Relaxed))
             };
@@ -1371,7 +1433,13 @@ mod tests {
     #[test]
     fn groups_are_visited_in_key_order() -> Result {
         let mut t: RBTree<UKey, ()> = RBTree::new();
-        for k in [(0, 7, 2, 0x2000), (0, 7, 1, 0x5000), (0, 8, 1, 0x1000), (1, 7, 1, 0x1000), (0, 6, 9, 0)] {
+        for k in [
+            (0, 7, 2, 0x2000),
+            (0, 7, 1, 0x5000),
+            (0, 8, 1, 0x1000),
+            (1, 7, 1, 0x1000),
+            (0, 6, 9, 0),
+        ] {
             t.insert(RBTreeNode::new(k, (), GFP_KERNEL)?);
         }
         let same = |k: &UKey| k.0 == 0 && k.1 == 7;

@@ -119,7 +119,11 @@ impl Folio {
     pub fn mapping_word(&self) -> usize {
         // SAFETY: The folio is valid (type invariant); a racy single read of a word is what
         // `READ_ONCE(folio->mapping)` does in C.
-        unsafe { core::ptr::read_volatile(&raw const (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.mapping) as usize }
+        unsafe {
+            core::ptr::read_volatile(
+                &raw const (*self.as_raw()).__bindgen_anon_1.__bindgen_anon_1.mapping,
+            ) as usize
+        }
     }
 
     /// Whether the folio is anonymous memory (`folio_test_anon`); true for KSM folios too.

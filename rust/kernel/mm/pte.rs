@@ -174,7 +174,9 @@ impl Drop for MmuInvalidation {
 pub fn address_in_vma(folio: &Folio, index: usize, vma: &VmaRef) -> Option<usize> {
     // SAFETY: The folio is valid, `index` is one of its pages (callers pass a page index of the
     // folio) and the VMA is valid under its mmap lock (type invariant of `VmaRef`).
-    let addr = unsafe { bindings::page_address_in_vma(folio.as_raw(), folio.page_raw(index), vma.as_ptr()) };
+    let addr = unsafe {
+        bindings::page_address_in_vma(folio.as_raw(), folio.page_raw(index), vma.as_ptr())
+    };
     if addr == (-(bindings::EFAULT as isize)) as usize {
         None
     } else {
@@ -218,7 +220,10 @@ impl<'a> FolioPte<'a> {
             return None;
         }
         // INVARIANT: The walk stopped with the entry mapped and its lock held.
-        Some(Self { pvmw, _p: PhantomData })
+        Some(Self {
+            pvmw,
+            _p: PhantomData,
+        })
     }
 
     /// The address the entry maps.
