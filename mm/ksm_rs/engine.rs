@@ -402,7 +402,8 @@ fn replace_page(
             // the reference just taken; for a KSM folio the rmap only counts the mapping (its
             // stable node, not an anon_vma, finds the mappings), as `replace_page()` in C.
             unsafe { pte::add_anon_rmap(kfolio, kpage, vma, addr) };
-            pte::mk_pte(kpage, vma)
+            // SAFETY: `kpage` is the first page of the referenced KSM folio.
+            unsafe { pte::mk_pte(kpage, vma) }
         }
         Target::Zero(zaddr) => {
             let zpfn = pte::zero_page(*zaddr);
@@ -677,7 +678,7 @@ impl Engine {
                 // Not listed (cannot happen): keep the counts as they are.
                 if let Some(it) = self.item_mut(mmk, addr) {
                     it.node = ptr::null();
-                    let av = core::mem::replace(&mut it.anon_vma, ptr::null_mut());
+                    let av = core::mem::take(&mut it.anon_vma);
                     if !av.is_null() {
                         // SAFETY: The item held this reference.
                         unsafe { bindings::put_anon_vma(av) };
@@ -944,7 +945,7 @@ impl Engine {
     /// Undoes a merge of the item that was not listed (`break_cow`).
     fn break_cow(&mut self, mmk: usize, addr: usize) {
         if let Some(it) = self.item_mut(mmk, addr) {
-            let av = core::mem::replace(&mut it.anon_vma, ptr::null_mut());
+            let av = core::mem::take(&mut it.anon_vma);
             if !av.is_null() {
                 // SAFETY: The item held this reference.
                 unsafe { bindings::put_anon_vma(av) };
@@ -1183,11 +1184,7 @@ pub(crate) unsafe fn rmap_walk(folio: &Folio, rwc: *mut bindings::rmap_walk_cont
             }
             // SAFETY: The anon_vma is read-locked, which protects its interval tree.
             let mut avc = unsafe {
-                bindings::anon_vma_interval_tree_iter_first(
-                    &raw mut (*av).rb_root,
-                    0,
-                    usize::MAX as _,
-                )
+                bindings::anon_vma_interval_tree_iter_first(&raw mut (*av).rb_root, 0, usize::MAX)
             };
             while !avc.is_null() {
                 kernel::task::cond_resched();
@@ -1205,9 +1202,9 @@ pub(crate) unsafe fn rmap_walk(folio: &Folio, rwc: *mut bindings::rmap_walk_cont
                 // SAFETY: The callbacks are the rmap code's, called as `rmap_walk_ksm()` does.
                 let skip = !visit || rwc.invalid_vma.is_some_and(|f| unsafe { f(vma, rwc.arg) });
                 if !skip {
-                    // SAFETY: As above.
                     let more = match rwc.rmap_one {
-                        Some(f) => unsafe { f(folio.as_raw(), vma, m.addr as _, rwc.arg) },
+                        // SAFETY: As above.
+                        Some(f) => unsafe { f(folio.as_raw(), vma, m.addr, rwc.arg) },
                         None => true,
                     };
                     // SAFETY: As above.
@@ -1219,8 +1216,7 @@ pub(crate) unsafe fn rmap_walk(folio: &Folio, rwc: *mut bindings::rmap_walk_cont
                     }
                 }
                 // SAFETY: `avc` is a chain entry of the locked anon_vma.
-                avc =
-                    unsafe { bindings::anon_vma_interval_tree_iter_next(avc, 0, usize::MAX as _) };
+                avc = unsafe { bindings::anon_vma_interval_tree_iter_next(avc, 0, usize::MAX) };
             }
             // SAFETY: Locked above.
             unsafe { bindings::anon_vma_unlock_read(av) };
@@ -1286,7 +1282,7 @@ pub(crate) unsafe fn might_need_to_copy(
         // SAFETY: `vma` is valid and, being where an anonymous page is swapped in, has an
         // anon_vma; `av` is valid while the folio is locked and mapped or in the swap cache.
         let same = unsafe {
-            bindings::folio_index(raw) == bindings::linear_page_index(vma, addr as _)
+            bindings::folio_index(raw) == bindings::linear_page_index(vma, addr)
                 && (*av).root == (*(*vma).anon_vma).root
         };
         if same {
@@ -1304,8 +1300,7 @@ pub(crate) unsafe fn might_need_to_copy(
         return raw;
     }
     // SAFETY: `vma` and `addr` are valid (safety requirement).
-    let new =
-        unsafe { bindings::vma_alloc_folio(bindings::GFP_HIGHUSER_MOVABLE, 0, vma, addr as _) };
+    let new = unsafe { bindings::vma_alloc_folio(bindings::GFP_HIGHUSER_MOVABLE, 0, vma, addr) };
     if new.is_null() {
         return new;
     }
@@ -1316,9 +1311,8 @@ pub(crate) unsafe fn might_need_to_copy(
         return ptr::null_mut();
     }
     // SAFETY: Both pages are valid; the new one is ours.
-    if unsafe {
-        bindings::copy_mc_user_highpage(bindings::folio_page(new, 0), page, addr as _, vma)
-    } != 0
+    if unsafe { bindings::copy_mc_user_highpage(bindings::folio_page(new, 0), page, addr, vma) }
+        != 0
     {
         // SAFETY: Drops our reference on the new folio.
         unsafe { bindings::folio_put(new) };
@@ -1370,14 +1364,14 @@ pub(crate) unsafe fn collect_procs(
                     let mut avc = bindings::anon_vma_interval_tree_iter_first(
                         &raw mut (*av).rb_root,
                         0,
-                        usize::MAX as _,
+                        usize::MAX,
                     );
                     while !avc.is_null() {
                         let vma = (*avc).vma;
                         if (*vma).vm_mm == (*t).mm {
-                            bindings::add_to_kill_ksm(t, page, vma, to_kill, m.addr as _);
+                            bindings::add_to_kill_ksm(t, page, vma, to_kill, m.addr);
                         }
-                        avc = bindings::anon_vma_interval_tree_iter_next(avc, 0, usize::MAX as _);
+                        avc = bindings::anon_vma_interval_tree_iter_next(avc, 0, usize::MAX);
                     }
                 }
                 tsk = bindings::next_task(tsk);

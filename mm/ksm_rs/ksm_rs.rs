@@ -95,20 +95,20 @@ unsafe extern "C" fn memory_callback(
     arg: *mut core::ffi::c_void,
 ) -> core::ffi::c_int {
     let Some(ksm) = KSM.as_ref() else {
-        return bindings::NOTIFY_OK as _;
+        return bindings::NOTIFY_OK as core::ffi::c_int;
     };
     match action as u32 {
         bindings::memory_block_state_MEM_GOING_OFFLINE => ksm.going_offline(),
         bindings::memory_block_state_MEM_OFFLINE => {
             // SAFETY: For memory block events `arg` is a `struct memory_notify`.
             let mn = unsafe { &*arg.cast::<bindings::memory_notify>() };
-            let start = mn.start_pfn as usize;
-            ksm.offline_done(Some((start, start + mn.nr_pages as usize)));
+            let start = mn.start_pfn;
+            ksm.offline_done(Some((start, start + mn.nr_pages)));
         }
         bindings::memory_block_state_MEM_CANCEL_OFFLINE => ksm.offline_done(None),
         _ => {}
     }
-    bindings::NOTIFY_OK as _
+    bindings::NOTIFY_OK as core::ffi::c_int
 }
 
 struct KsmModule {

@@ -70,7 +70,7 @@ impl Folio {
     pub unsafe fn from_pfn<'a>(pfn: usize) -> &'a Folio {
         // SAFETY: `pfn` has a `struct page` (safety requirement), which `pfn_folio` finds the
         // folio of; a `struct folio` in the memmap is always valid memory.
-        unsafe { Folio::from_raw(bindings::pfn_folio(pfn as _)) }
+        unsafe { Folio::from_raw(bindings::pfn_folio(pfn)) }
     }
 
     /// Takes a reference on the folio unless its reference count is zero (`folio_try_get`):
@@ -110,7 +110,7 @@ impl Folio {
     #[inline]
     pub fn page_raw(&self, n: usize) -> *mut bindings::page {
         // SAFETY: The folio is valid (type invariant); `folio_page` is pointer arithmetic.
-        unsafe { bindings::folio_page(self.as_raw(), n as _) }
+        unsafe { bindings::folio_page(self.as_raw(), n) }
     }
 
     /// The `mapping` word: an address space, an anon_vma or (for KSM folios) a stable node,

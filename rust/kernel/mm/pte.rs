@@ -39,7 +39,7 @@ impl Pte {
     #[inline]
     pub fn from_pfn(pfn: usize, prot: bindings::pgprot_t) -> Self {
         // SAFETY: Pure computation on values.
-        Self(unsafe { bindings::pfn_pte(pfn as _, prot) })
+        Self(unsafe { bindings::pfn_pte(pfn, prot) })
     }
 
     /// Whether the entry maps a page (`pte_present`).
@@ -124,14 +124,14 @@ impl Pte {
 #[inline]
 pub fn is_zero_pfn(pfn: usize) -> bool {
     // SAFETY: Pure computation on a value.
-    unsafe { bindings::is_zero_pfn(pfn as _) }
+    unsafe { bindings::is_zero_pfn(pfn) }
 }
 
 /// The shared zero page to map at user address `addr` (`ZERO_PAGE(addr)`).
 #[inline]
 pub fn zero_page(addr: usize) -> *mut bindings::page {
     // SAFETY: Pure computation on a value; the zero page always exists.
-    unsafe { bindings::zero_page(addr as _) }
+    unsafe { bindings::zero_page(addr) }
 }
 
 /// An MMU notifier invalidation of an address range (`MMU_NOTIFY_CLEAR`): started on creation,
@@ -153,8 +153,8 @@ impl MmuInvalidation {
                 bindings::mmu_notifier_event_MMU_NOTIFY_CLEAR,
                 0,
                 mm.as_raw(),
-                start as _,
-                end as _,
+                start,
+                end,
             );
             bindings::mmu_notifier_invalidate_range_start(&mut range);
         }
@@ -204,12 +204,12 @@ impl<'a> FolioPte<'a> {
         let mut pvmw: bindings::page_vma_mapped_walk = unsafe { core::mem::zeroed() };
         // SAFETY: The folio is valid (it is locked by the guard).
         unsafe {
-            pvmw.pfn = folio.pfn() as _;
-            pvmw.nr_pages = bindings::folio_nr_pages(folio.as_raw()) as _;
-            pvmw.pgoff = bindings::folio_pgoff(folio.as_raw()) as _;
+            pvmw.pfn = folio.pfn();
+            pvmw.nr_pages = bindings::folio_nr_pages(folio.as_raw());
+            pvmw.pgoff = bindings::folio_pgoff(folio.as_raw());
         }
         pvmw.vma = vma.as_ptr();
-        pvmw.address = addr as _;
+        pvmw.address = addr;
         // SAFETY: `pvmw` describes a locked folio and a VMA whose mmap lock is held.
         if !unsafe { bindings::page_vma_mapped_walk(&mut pvmw) } {
             return None;
@@ -229,7 +229,7 @@ impl<'a> FolioPte<'a> {
     /// The address the entry maps.
     #[inline]
     pub fn address(&self) -> usize {
-        self.pvmw.address as usize
+        self.pvmw.address
     }
 
     /// Reads the entry.
@@ -243,7 +243,7 @@ impl<'a> FolioPte<'a> {
     #[inline]
     pub fn flush_cache(&self, pfn: usize) {
         // SAFETY: The VMA is valid (type invariant).
-        unsafe { bindings::flush_cache_page(self.pvmw.vma, self.pvmw.address, pfn as _) };
+        unsafe { bindings::flush_cache_page(self.pvmw.vma, self.pvmw.address, pfn) };
     }
 
     /// Clears the entry and flushes the TLB (`ptep_clear_flush`); returns the old value.
@@ -308,9 +308,13 @@ pub fn page_prot(vma: &VmaRef) -> bindings::pgprot_t {
 }
 
 /// An entry mapping `page` into `vma` (`mk_pte(page, vma->vm_page_prot)`).
+///
+/// # Safety
+///
+/// `page` is a valid `struct page`.
 #[inline]
-pub fn mk_pte(page: *mut bindings::page, vma: &VmaRef) -> Pte {
-    // SAFETY: Pure computation on the page's address and a value.
+pub unsafe fn mk_pte(page: *mut bindings::page, vma: &VmaRef) -> Pte {
+    // SAFETY: `page` is valid (safety requirement); the rest is computation on values.
     Pte(unsafe { bindings::mk_pte(page, page_prot(vma)) })
 }
 
@@ -324,7 +328,7 @@ pub fn mk_pte(page: *mut bindings::page, vma: &VmaRef) -> Pte {
 #[inline]
 pub unsafe fn add_anon_rmap(folio: &Folio, page: *mut bindings::page, vma: &VmaRef, addr: usize) {
     // SAFETY: Upheld by the caller.
-    unsafe { bindings::folio_add_anon_rmap_pte(folio.as_raw(), page, vma.as_ptr(), addr as _) };
+    unsafe { bindings::folio_add_anon_rmap_pte(folio.as_raw(), page, vma.as_ptr(), addr) };
 }
 
 /// Removes a page table mapping of `page` of `folio` in `vma` from the rmap
