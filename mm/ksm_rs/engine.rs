@@ -766,7 +766,8 @@ impl Engine {
         hash: u64,
     ) -> Option<*const StableNode> {
         let tree = tree_of(kfolio.nid());
-        let key = (tree, hash, self.next_id);
+        // Ids count down, so that a group is visited newest first.
+        let key = (tree, hash, (u64::MAX >> 1) - self.next_id);
         let maps = KVec::with_capacity(2, GFP_KERNEL).ok()?;
         let node = KBox::new(
             StableNode {
@@ -837,26 +838,30 @@ impl Engine {
         hash: u64,
         bypass: bool,
     ) -> Option<(ARef<Folio>, *const StableNode)> {
-        let tree = tree_of(page.folio().nid());
+        let folio = page.folio();
+        let own = folio_stable_node(folio);
+        if !own.is_null() {
+            // A KSM page forked: its own node (`page_node` in `stable_tree_search()`).
+            return Some((ARef::from(folio), own));
+        }
+        let tree = tree_of(folio.nid());
         let max = MAX_PAGE_SHARING.load(Relaxed) as u32;
+        // Newest first: a chain's node with room is the one started last.
         let mut key = (tree, hash, 0);
         loop {
             let k = next_in_group(&self.stable, &key, |k| k.0 == tree && k.1 == hash)?;
-            let p = ptr::from_ref::<StableNode>(self.stable.get(&k)?);
             key = (k.0, k.1, k.2 + 1);
+            let p = ptr::from_ref::<StableNode>(self.stable.get(&k)?);
             // SAFETY: The node is in the tree, so alive.
             let node = unsafe { &*p };
+            if !bypass && node.len.load(Relaxed) >= max {
+                continue;
+            }
             let Some(kfolio) = node_folio(node) else {
                 self.remove_node(k);
                 continue;
             };
-            if ptr::eq(kfolio.as_raw(), page.folio().as_raw()) {
-                return Some((kfolio, p));
-            }
-            if !bypass && node.len.load(Relaxed) >= max {
-                continue;
-            }
-            if MERGE_ACROSS_NODES.load(Relaxed) == 0 && kfolio.nid() != page.folio().nid() {
+            if MERGE_ACROSS_NODES.load(Relaxed) == 0 && kfolio.nid() != folio.nid() {
                 continue;
             }
             if identical(page, &kfolio) {

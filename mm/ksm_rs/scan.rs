@@ -308,10 +308,14 @@ impl Ksm {
             let mut reg = self.registry.lock();
             if Self::should_run(&reg) {
                 let sleep_ms = SLEEP_MILLISECS.load(Relaxed);
-                // Woken early when `sleep_millisecs` changes.
-                let _ = self
-                    .iter_wait
-                    .wait_interruptible_timeout(&mut reg, msecs_to_jiffies(sleep_ms));
+                // `sleep_millisecs=0`: no sleep at all, as `wait_event_freezable_timeout()`
+                // with a zero timeout (a zero-jiffy wait would still sleep to the next tick).
+                if sleep_ms != 0 {
+                    // Woken early when `sleep_millisecs` changes.
+                    let _ = self
+                        .iter_wait
+                        .wait_interruptible_timeout(&mut reg, msecs_to_jiffies(sleep_ms));
+                }
             } else {
                 while !Self::should_run(&reg) && !kernel::kthread::should_stop() {
                     let _ = self.thread_wait.wait_interruptible_freezable(&mut reg);
