@@ -185,6 +185,8 @@ pub(crate) struct Engine {
     stable: RBTree<SKey, KBox<StableNode>>,
     /// The full scan count, modulo 256 (`ksm_scan.seqnr`).
     seq: u8,
+    /// The last item looked up (mm key, address, item), see [`Engine::item_mut`].
+    cached: (usize, usize, *mut Item),
     next_id: u64,
     zero_hash: u64,
 }
@@ -553,6 +555,7 @@ impl Engine {
             unstable: RBTree::new(),
             stable: RBTree::new(),
             seq: 0,
+            cached: (0, 0, ptr::null_mut()),
             next_id: 0,
             zero_hash: hash_bytes(&ZEROES),
         }
@@ -569,12 +572,29 @@ impl Engine {
         self.mms.get(&mmk).is_some_and(|m| !m.items.is_empty())
     }
 
+    /// Looks an item up. The page being merged is looked up many times in a row, so the last
+    /// item found is remembered: a tree node does not move while it is in the tree, and
+    /// [`Engine::forget_cached`] runs before any item leaves one.
     fn item_mut(&mut self, mmk: usize, addr: usize) -> Option<&mut Item> {
-        self.mms.get_mut(&mmk)?.items.get_mut(&addr)
+        let (cmmk, caddr, cached) = self.cached;
+        if !cached.is_null() && cmmk == mmk && caddr == addr {
+            // SAFETY: `cached` points to the value of a node still in its tree (see above), and
+            // `&mut self` makes this the only reference to it.
+            return Some(unsafe { &mut *cached });
+        }
+        let p = ptr::from_mut(self.mms.get_mut(&mmk)?.items.get_mut(&addr)?);
+        self.cached = (mmk, addr, p);
+        // SAFETY: `p` was just derived from a unique borrow of the item, which has ended.
+        Some(unsafe { &mut *p })
     }
 
-    fn item(&self, mmk: usize, addr: usize) -> Option<Item> {
-        self.mms.get(&mmk)?.items.get(&addr).copied()
+    fn item(&mut self, mmk: usize, addr: usize) -> Option<Item> {
+        self.item_mut(mmk, addr).map(|i| *i)
+    }
+
+    /// Forgets the cached item, before an item leaves its tree.
+    fn forget_cached(&mut self) {
+        self.cached = (0, 0, ptr::null_mut());
     }
 
     fn mm_ptr(&self, mmk: usize) -> Option<*mut bindings::mm_struct> {
@@ -615,7 +635,7 @@ impl Engine {
 
     /// Frees the items of `mm` in `[start, end)` (addresses the scan found unmapped).
     pub(crate) fn remove_items(&mut self, mmk: usize, start: usize, end: usize) {
-        loop {
+        while start < end {
             let addr = {
                 let Some(m) = self.mms.get(&mmk) else { return };
                 match m.items.cursor_lower_bound(&start) {
@@ -627,6 +647,7 @@ impl Engine {
             kernel::task::cond_resched();
         }
         if self.mms.get(&mmk).is_some_and(|m| m.items.is_empty()) {
+            self.forget_cached();
             self.mms.remove(&mmk);
         }
     }
@@ -634,6 +655,7 @@ impl Engine {
     fn free_item(&mut self, mmk: usize, addr: usize) {
         self.remove_from_tree(mmk, addr);
         if let Some(m) = self.mms.get_mut(&mmk) {
+            self.cached = (0, 0, ptr::null_mut());
             if let Some(item) = m.items.remove(&addr) {
                 if !item.anon_vma.is_null() {
                     // Merged but never listed (cannot happen outside a merge in progress).
