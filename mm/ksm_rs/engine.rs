@@ -622,11 +622,12 @@ impl Engine {
                 },
             ));
         }
-        let m = self.mms.get_mut(&mmk).ok_or(EINVAL)?;
-        if m.items.get(&addr).is_some() {
+        // Also makes it the cached item, for the merge that follows.
+        if self.item_mut(mmk, addr).is_some() {
             return Ok(());
         }
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let m = self.mms.get_mut(&mmk).ok_or(EINVAL)?;
         m.items.insert(node.into_node(addr, Item::new()));
         mm_add(m.mm, 1, 0);
         counter_inc(&COUNTERS.rmap_items);

@@ -26,7 +26,6 @@ use kernel::{
     mm::{
         flags::{VM_MERGEABLE, VM_MERGE_ANY},
         folio::PageRef,
-        pgwalk::PMD_SIZE,
         virt::flags::MERGEABLE as VMA_MERGEABLE,
         Mm, MmWithUser, MmWithUserAsync,
     },
@@ -64,6 +63,8 @@ pub(crate) struct Scanner {
     prune_from: usize,
     /// Memory is going offline: the stable tree must not be touched (`KSM_RUN_OFFLINE`).
     offlining: bool,
+    /// A user reference on the mm at the cursor, held for the length of one batch.
+    current: Option<ARef<MmWithUserAsync>>,
     /// The merge engine.
     engine: Engine,
 }
@@ -106,6 +107,7 @@ impl Ksm {
                     advisor: advisor::Ctx::default(),
                     prune_from: 0,
                     offlining: false,
+                    current: None,
                     engine: Engine::new(),
                 },
                 "ksm_thread_mutex"
@@ -328,72 +330,98 @@ impl Ksm {
     fn do_scan(&self, scanner: &mut Scanner, mut n: u32) {
         while n > 0 && !kernel::kthread::freezing() {
             kernel::task::cond_resched();
-            let Some((mm, addr, page)) = self.next_page(scanner) else {
-                return;
+            let Some((addr, page)) = self.next_page(scanner) else {
+                break;
             };
-            scanner.engine.cmp_and_merge(&mm, addr, page);
+            if let Some(mm) = scanner.current.as_deref() {
+                scanner.engine.cmp_and_merge(mm, addr, page);
+            }
             COUNTERS.pages_scanned.fetch_add(1, Relaxed);
             n -= 1;
         }
+        // The user reference on the mm at the cursor lasts one batch: between batches ksmd
+        // must not keep an exiting address space from being torn down.
+        scanner.current = None;
     }
 
     /// Moves the cursor to the next present anonymous page of a mergeable VMA and returns it,
-    /// with its item ready (`scan_get_next_rmap_item`); `None` at the end of a full scan, when
-    /// nothing is registered, or when memory for an item is short.
-    fn next_page(&self, scanner: &mut Scanner) -> Option<(ARef<MmWithUserAsync>, usize, PageRef)> {
+    /// with its item ready (`scan_get_next_rmap_item`), and `scanner.current` the user
+    /// reference of its mm; `None` at the end of a full scan, when nothing is registered, or
+    /// when memory for an item is short.
+    fn next_page(&self, scanner: &mut Scanner) -> Option<(usize, PageRef)> {
         loop {
-            let mm = {
-                let mut reg = self.registry.lock();
-                let k = match reg.cursor {
-                    Some(k) => k,
-                    None => {
-                        let (&first, _) = reg.slots.iter().next()?;
-                        reg.cursor = Some(first);
-                        drop(reg);
-                        scanner.advisor.start_scan();
-                        // Pages held in per-CPU LRU batches have a raised reference count, which
-                        // makes `write_protect_page` refuse them: drain them once per full scan.
-                        // SAFETY: May be called from process context without locks held.
-                        unsafe { kernel::bindings::lru_add_drain_all() };
-                        scanner.engine.start_scan();
-                        scanner.address = 0;
-                        scanner.prune_from = 0;
-                        reg = self.registry.lock();
-                        first
+            let user = match scanner.current.take() {
+                Some(user) => user,
+                None => {
+                    let mm = {
+                        let mut reg = self.registry.lock();
+                        let k = match reg.cursor {
+                            Some(k) => k,
+                            None => {
+                                let (&first, _) = reg.slots.iter().next()?;
+                                reg.cursor = Some(first);
+                                drop(reg);
+                                scanner.advisor.start_scan();
+                                // Pages held in per-CPU LRU batches have a raised reference
+                                // count, which makes `write_protect_page` refuse them: drain
+                                // them once per full scan.
+                                // SAFETY: May be called from process context without locks held.
+                                unsafe { kernel::bindings::lru_add_drain_all() };
+                                scanner.engine.start_scan();
+                                scanner.address = 0;
+                                scanner.prune_from = 0;
+                                reg = self.registry.lock();
+                                first
+                            }
+                        };
+                        match reg.slots.get(&k) {
+                            Some(slot) => slot.mm.clone(),
+                            // Only ksmd removes the slot at the cursor.
+                            None => return None,
+                        }
+                    };
+                    match mm.mmget_not_zero() {
+                        // Dropped with `mmput_async`: should it be the last reference, the
+                        // address space is torn down in a worker, not in ksmd.
+                        Some(user) => MmWithUser::into_mmput_async(user),
+                        None => {
+                            // Exiting: `__ksm_exit` left the slot to us.
+                            scanner.engine.remove_items(key(&mm), 0, usize::MAX);
+                            scanner.address = 0;
+                            scanner.prune_from = 0;
+                            self.advance(&mm, true, false);
+                            if self.end_of_scan(scanner) {
+                                return None;
+                            }
+                            continue;
+                        }
                     }
-                };
-                match reg.slots.get(&k) {
-                    Some(slot) => slot.mm.clone(),
-                    // Only ksmd removes the slot at the cursor.
-                    None => return None,
                 }
             };
-
-            match mm.mmget_not_zero() {
-                Some(user) => {
-                    // Drop the user reference with `mmput_async`: should it be the last one,
-                    // the address space is torn down in a worker, not in ksmd.
-                    let user = MmWithUser::into_mmput_async(user);
-                    match self.scan_mm(&user, scanner) {
-                        Ok(Some((addr, page))) => return Some((user, addr, page)),
-                        Ok(None) => {}
-                        Err(_) => return None,
+            match self.scan_mm(&user, scanner) {
+                Ok(Some(found)) => {
+                    scanner.current = Some(user);
+                    return Some(found);
+                }
+                Ok(None) => {
+                    drop(user);
+                    if self.end_of_scan(scanner) {
+                        return None;
                     }
                 }
-                None => {
-                    // Exiting: `__ksm_exit` left the slot to us.
-                    scanner.engine.remove_items(key(&mm), 0, usize::MAX);
-                    scanner.address = 0;
-                    scanner.prune_from = 0;
-                    self.advance(&mm, true, false);
-                }
-            }
-            if self.registry.lock().cursor.is_none() {
-                scanner.advisor.stop_scan();
-                COUNTERS.full_scans.fetch_add(1, Relaxed);
-                return None;
+                Err(_) => return None,
             }
         }
+    }
+
+    /// After the cursor left a slot: whether that ended a full scan (counted here).
+    fn end_of_scan(&self, scanner: &mut Scanner) -> bool {
+        if self.registry.lock().cursor.is_some() {
+            return false;
+        }
+        scanner.advisor.stop_scan();
+        COUNTERS.full_scans.fetch_add(1, Relaxed);
+        true
     }
 
     /// Looks for the next page in the mm at the cursor, from `scanner.address`. Returns the
@@ -404,8 +432,8 @@ impl Ksm {
         let mmk = key(mm);
         let mut seen_mergeable = false;
         let mut addr = scanner.address;
-        // The user reference taken by the caller keeps the address space from exiting while
-        // we look: an exiting mm is caught before, when `mmget_not_zero()` fails.
+        // The user reference the caller holds keeps the address space from exiting while we
+        // look: an exiting mm is caught before, when `mmget_not_zero()` fails.
         while let Some(vma) = guard.find_vma(addr) {
             if vma.flags() & VMA_MERGEABLE == 0 {
                 addr = vma.end();
@@ -417,45 +445,26 @@ impl Ksm {
                 addr = vma.end();
                 continue;
             }
-            // Addresses below `table_end` lie in a page table known to exist.
-            let mut table_end = addr;
-            while addr < vma.end() {
-                if addr >= table_end {
-                    // Skip unpopulated ranges without looking at each address.
-                    let Some(a) = vma.next_populated(addr, vma.end()) else {
-                        addr = vma.end();
-                        break;
-                    };
-                    addr = a;
-                    table_end = (a | (PMD_SIZE - 1)).saturating_add(1);
+            while let Some((a, page)) = vma.next_anon_page(addr, vma.end()) {
+                // Items between the last page found and this one are for unmapped pages.
+                scanner.engine.remove_items(mmk, scanner.prune_from, a);
+                scanner.engine.get_or_create_item(mm, a)?;
+                scanner.prune_from = a + PAGE_SIZE;
+                addr = a + PAGE_SIZE;
+                if !scanner.engine.should_skip(mmk, a, page.folio()) {
+                    scanner.address = addr;
+                    return Ok(Some((a, page)));
                 }
-                if let Some(page) = vma.anon_page_at(addr) {
-                    // Items between the last page found and this one are for unmapped pages.
-                    scanner.engine.remove_items(mmk, scanner.prune_from, addr);
-                    scanner.engine.get_or_create_item(mm, addr)?;
-                    scanner.prune_from = addr + PAGE_SIZE;
-                    if !scanner.engine.should_skip(mmk, addr, page.folio()) {
-                        scanner.address = addr + PAGE_SIZE;
-                        return Ok(Some((addr, page)));
-                    }
-                }
-                addr += PAGE_SIZE;
-                kernel::task::cond_resched();
             }
+            addr = vma.end();
         }
         // Items above the last page found have no mergeable VMA any more.
-        scanner
-            .engine
-            .remove_items(mmk, scanner.prune_from, usize::MAX);
+        scanner.engine.remove_items(mmk, scanner.prune_from, usize::MAX);
         // No mergeable VMA in the whole pass over this mm (`scanner.address` is still 0 when
         // none was met in an earlier batch either): unregister it, still under the mmap lock so
         // that a racing MADV_MERGEABLE sees `MMF_VM_MERGEABLE` cleared and registers again.
         let tracked = scanner.engine.has_items(mmk);
-        self.advance(
-            mm,
-            !seen_mergeable && scanner.address == 0 && !tracked,
-            tracked,
-        );
+        self.advance(mm, !seen_mergeable && scanner.address == 0 && !tracked, tracked);
         drop(guard);
         scanner.address = 0;
         scanner.prune_from = 0;

@@ -154,3 +154,33 @@ __rust_helper void rust_helper_folio_remove_rmap_pte(struct folio *folio,
 {
 	folio_remove_rmap_pte(folio, page, vma);
 }
+
+__rust_helper pmd_t rust_helper_pmdp_get_lockless(pmd_t *pmdp)
+{
+	return pmdp_get_lockless(pmdp);
+}
+
+__rust_helper pmd_t rust_helper_pmdp_get(pmd_t *pmdp)
+{
+	return pmdp_get(pmdp);
+}
+
+__rust_helper int rust_helper_pmd_present(pmd_t pmd)
+{
+	return pmd_present(pmd);
+}
+
+__rust_helper bool rust_helper_pmd_leaf(pmd_t pmd)
+{
+	return pmd_leaf(pmd);
+}
+
+__rust_helper spinlock_t *rust_helper_pmd_lock(struct mm_struct *mm, pmd_t *pmd)
+{
+	return pmd_lock(mm, pmd);
+}
+
+__rust_helper void rust_helper_pte_unmap_unlock(pte_t *pte, spinlock_t *ptl)
+{
+	pte_unmap_unlock(pte, ptl);
+}

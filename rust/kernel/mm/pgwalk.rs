@@ -180,3 +180,167 @@ impl VmaRef {
         (ret > 0).then(|| found.max(start))
     }
 }
+
+/// What [`find_anon_pmd`] found: a referenced anonymous page and its address.
+struct FoundAnon {
+    addr: usize,
+    page: *mut bindings::page,
+    folio: *mut bindings::folio,
+}
+
+/// Takes a reference on the folio of `page` if it is an anonymous folio not in ZONE_DEVICE
+/// memory, and records it in `found`.
+///
+/// # Safety
+///
+/// `page` is mapped by a page table entry whose lock the caller holds.
+unsafe fn take_anon(page: *mut bindings::page, addr: usize, found: &mut FoundAnon) -> bool {
+    if page.is_null() {
+        return false;
+    }
+    // SAFETY: `page` is mapped, so valid, and its folio stays mapped under the held lock.
+    unsafe {
+        let folio = bindings::page_folio(page);
+        if bindings::folio_test_zone_device(folio) || !bindings::folio_test_anon(folio) {
+            return false;
+        }
+        bindings::folio_get(folio);
+        *found = FoundAnon { addr, page, folio };
+    }
+    true
+}
+
+/// `pmd_entry` of [`VmaRef::next_anon_page`]: looks through one page table (or one PMD-mapped
+/// huge page) for the first present anonymous page, as `ksm_next_page_pmd_entry()` does.
+///
+/// # Safety
+///
+/// Called by `walk_page_range_vma()` with `walk->private` pointing to a [`FoundAnon`].
+unsafe extern "C" fn find_anon_pmd(
+    pmdp: *mut bindings::pmd_t,
+    mut addr: usize,
+    end: usize,
+    walk: *mut bindings::mm_walk,
+) -> core::ffi::c_int {
+    crate::task::cond_resched();
+    // SAFETY: `walk` is the walk in progress; its VMA's mmap lock is held and `private` is ours.
+    let (vma, mm, found) = unsafe {
+        let w = &*walk;
+        (w.vma, w.mm, &mut *w.private.cast::<FoundAnon>())
+    };
+    // SAFETY: `pmdp` is a PMD entry of this walk, read without its lock as C does.
+    let pmd = unsafe { bindings::pmdp_get_lockless(pmdp) };
+    // SAFETY: Pure computation on a value.
+    if unsafe { bindings::pmd_present(pmd) } == 0 {
+        return 0;
+    }
+    // SAFETY: Pure computation on a value.
+    if cfg!(CONFIG_TRANSPARENT_HUGEPAGE) && unsafe { bindings::pmd_leaf(pmd) } {
+        // SAFETY: `pmdp` is valid; we take and drop its lock here.
+        unsafe {
+            let ptl = bindings::pmd_lock(mm, pmdp);
+            let pmd = bindings::pmdp_get(pmdp);
+            if bindings::pmd_present(pmd) == 0 {
+                bindings::spin_unlock(ptl);
+                return 0;
+            }
+            if bindings::pmd_leaf(pmd) {
+                let head = bindings::vm_normal_page_pmd(vma, addr, pmd);
+                let page = if head.is_null() {
+                    head
+                } else {
+                    head.add((addr & (PMD_SIZE - 1)) >> crate::page::PAGE_SHIFT)
+                };
+                let hit = take_anon(page, addr, found);
+                bindings::spin_unlock(ptl);
+                return hit.into();
+            }
+            // Split meanwhile: look at its page table.
+            bindings::spin_unlock(ptl);
+        }
+    }
+    let mut ptl = core::ptr::null_mut();
+    // SAFETY: `pmdp` is a PMD entry of this walk; the mmap lock is held.
+    let start = unsafe { bindings::pte_offset_map_lock(mm, pmdp, addr, &mut ptl) };
+    if start.is_null() {
+        return 0;
+    }
+    let mut ptep = start;
+    let mut hit = false;
+    while addr < end {
+        // SAFETY: `ptep` is within the mapped, locked page table (`addr` below `end`, which
+        // the walk keeps within this PMD).
+        let pte = unsafe { bindings::ptep_get(ptep) };
+        // SAFETY: Pure computation on a value; `vm_normal_page` on a present entry of `vma`.
+        if unsafe { bindings::pte_present(pte) } != 0 {
+            // SAFETY: As above; the page table lock is held for `take_anon`.
+            hit = unsafe { take_anon(bindings::vm_normal_page(vma, addr, pte), addr, found) };
+            if hit {
+                break;
+            }
+        }
+        // SAFETY: Still within the page table (see above).
+        ptep = unsafe { ptep.add(1) };
+        addr += crate::page::PAGE_SIZE;
+    }
+    // SAFETY: Maps and locks taken above.
+    unsafe { bindings::pte_unmap_unlock(start, ptl) };
+    hit.into()
+}
+
+/// The walk of [`VmaRef::next_anon_page`], under the mmap read lock.
+static NEXT_ANON_OPS: bindings::mm_walk_ops = bindings::mm_walk_ops {
+    pgd_entry: None,
+    p4d_entry: None,
+    pud_entry: None,
+    pmd_entry: Some(find_anon_pmd),
+    pte_entry: None,
+    pte_hole: None,
+    hugetlb_entry: None,
+    test_walk: None,
+    pre_vma: None,
+    post_vma: None,
+    install_pte: None,
+    walk_lock: bindings::page_walk_lock_PGWALK_RDLOCK,
+};
+
+impl VmaRef {
+    /// Finds the first present anonymous page (not the zero page, not ZONE_DEVICE memory) at or
+    /// above `addr` and below `end` (both within the VMA) and takes a reference on it: one walk
+    /// of the page tables, skipping unpopulated ones, as ksmd's scan does.
+    pub fn next_anon_page(&self, addr: usize, end: usize) -> Option<(usize, PageRef)> {
+        let start = addr.max(self.start());
+        let end = end.min(self.end());
+        if start >= end {
+            return None;
+        }
+        let mut found = FoundAnon {
+            addr: 0,
+            page: core::ptr::null_mut(),
+            folio: core::ptr::null_mut(),
+        };
+        // SAFETY: The VMA is valid and its mmap lock held for reading at least (type invariant
+        // of `VmaRef`), as the read-locked walk requires; `found` outlives the walk.
+        let ret = unsafe {
+            bindings::walk_page_range_vma(
+                self.as_ptr(),
+                start,
+                end,
+                &NEXT_ANON_OPS,
+                (&raw mut found).cast(),
+            )
+        };
+        if ret <= 0 {
+            return None;
+        }
+        // SAFETY: On a hit the walk took a reference on `found.folio`, which we hand to the
+        // `ARef`; `found.page` is a page of it.
+        let page = unsafe {
+            PageRef::new(
+                ARef::from_raw(NonNull::new_unchecked(found.folio.cast::<Folio>())),
+                NonNull::new_unchecked(found.page),
+            )
+        };
+        Some((found.addr, page))
+    }
+}
