@@ -6,6 +6,7 @@
 #   make run      [KSM=rust|c]      boot a kernel and show KSM merging a workload
 #   make test     [KSM=c|rust] [FLAVOUR=debug]   everything CI runs
 #   make vm       KSM=rust|c [FLAVOUR=debug] CMD='...' [FILES=dir] [MEM=2G] [SMP=2] [TIMEOUT=s]
+#   make bench    [BENCH_REPS=3] [BENCH_ARGS=quick]   C and Rust side by side
 #   make kernel   [KSM=...] [FLAVOUR=...]   only build vmlinux
 #   make setup    toolchain and kernel source
 #   make patches  git format-patch series of the project against the kernel
@@ -20,9 +21,9 @@ S := scripts/ksm-rs
 override CMD := $(value CMD)
 export KSM FLAVOUR CMD FILES MEM SMP TIMEOUT ACCEL KSRC
 
-.PHONY: help setup kernel vm run test patches rustfmt
+.PHONY: help setup kernel vm run test bench patches rustfmt
 help:
-	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@$(S)/setup-toolchain.sh && $(S)/prepare-tree.sh >/dev/null
@@ -39,6 +40,9 @@ run:
 
 test:
 	@$(S)/test.sh
+
+bench:
+	@$(S)/bench.sh
 
 patches:
 	@$(S)/patches.sh

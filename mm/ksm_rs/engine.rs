@@ -34,7 +34,7 @@
 //! changed and read only under its KSM folio's lock, which is also what [`rmap_walk_ksm`]'s
 //! callers hold.
 
-use crate::tunables::*;
+use crate::{items::ItemMap, tunables::*};
 use core::{cell::UnsafeCell, ptr};
 use kernel::{
     bindings,
@@ -45,7 +45,7 @@ use kernel::{
         virt::{flags as vma_flags, VmaRef},
         Mm, MmWithUser, MmWithUserAsync, MmapReadGuard,
     },
-    page::PAGE_SIZE,
+    page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
     sync::{
@@ -139,10 +139,10 @@ pub(crate) struct Item {
     skips: u8,
 }
 
-/// The bytes of metadata per tracked page: the item and its tree links, as allocated.
-pub(crate) const ITEM_BYTES: usize =
-    (core::mem::size_of::<Item>() + core::mem::size_of::<bindings::rb_node>() + 8)
-        .next_power_of_two();
+/// The bytes of metadata per tracked page, for `general_profit` and `ksm_process_profit`: the
+/// item, packed with its neighbours (see [`crate::items`]; a dense region adds less than a byte
+/// per page to it).
+pub(crate) const ITEM_BYTES: usize = core::mem::size_of::<Item>();
 
 impl Item {
     const fn new() -> Self {
@@ -164,8 +164,8 @@ impl Item {
 struct MmItems {
     /// The `mm_struct`, kept allocated by its slot in the registry while it has items.
     mm: *mut bindings::mm_struct,
-    /// The items by address.
-    items: RBTree<usize, Item>,
+    /// The items by page (user address >> `PAGE_SHIFT`).
+    items: ItemMap<Item>,
 }
 
 /// What a page is merged with.
@@ -185,8 +185,6 @@ pub(crate) struct Engine {
     stable: RBTree<SKey, KBox<StableNode>>,
     /// The full scan count, modulo 256 (`ksm_scan.seqnr`).
     seq: u8,
-    /// The last item looked up (mm key, address, item), see [`Engine::item_mut`].
-    cached: (usize, usize, *mut Item),
     next_id: u64,
     zero_hash: u64,
 }
@@ -555,7 +553,6 @@ impl Engine {
             unstable: RBTree::new(),
             stable: RBTree::new(),
             seq: 0,
-            cached: (0, 0, ptr::null_mut()),
             next_id: 0,
             zero_hash: hash_bytes(&ZEROES),
         }
@@ -572,29 +569,12 @@ impl Engine {
         self.mms.get(&mmk).is_some_and(|m| !m.items.is_empty())
     }
 
-    /// Looks an item up. The page being merged is looked up many times in a row, so the last
-    /// item found is remembered: a tree node does not move while it is in the tree, and
-    /// [`Engine::forget_cached`] runs before any item leaves one.
     fn item_mut(&mut self, mmk: usize, addr: usize) -> Option<&mut Item> {
-        let (cmmk, caddr, cached) = self.cached;
-        if !cached.is_null() && cmmk == mmk && caddr == addr {
-            // SAFETY: `cached` points to the value of a node still in its tree (see above), and
-            // `&mut self` makes this the only reference to it.
-            return Some(unsafe { &mut *cached });
-        }
-        let p = ptr::from_mut(self.mms.get_mut(&mmk)?.items.get_mut(&addr)?);
-        self.cached = (mmk, addr, p);
-        // SAFETY: `p` was just derived from a unique borrow of the item, which has ended.
-        Some(unsafe { &mut *p })
+        self.mms.get_mut(&mmk)?.items.get_mut(addr >> PAGE_SHIFT)
     }
 
     fn item(&mut self, mmk: usize, addr: usize) -> Option<Item> {
         self.item_mut(mmk, addr).map(|i| *i)
-    }
-
-    /// Forgets the cached item, before an item leaves its tree.
-    fn forget_cached(&mut self) {
-        self.cached = (0, 0, ptr::null_mut());
     }
 
     fn mm_ptr(&self, mmk: usize) -> Option<*mut bindings::mm_struct> {
@@ -618,54 +598,55 @@ impl Engine {
                 mmk,
                 MmItems {
                     mm: mm.as_raw(),
-                    items: RBTree::new(),
+                    items: ItemMap::new(),
                 },
             ));
         }
-        // Also makes it the cached item, for the merge that follows.
         if self.item_mut(mmk, addr).is_some() {
             return Ok(());
         }
-        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let m = self.mms.get_mut(&mmk).ok_or(EINVAL)?;
-        m.items.insert(node.into_node(addr, Item::new()));
+        m.items.insert(addr >> PAGE_SHIFT, Item::new())?;
         mm_add(m.mm, 1, 0);
         counter_inc(&COUNTERS.rmap_items);
         Ok(())
     }
 
-    /// Frees the items of `mm` in `[start, end)` (addresses the scan found unmapped).
+    /// Frees the items of `mm` in `[start, end)` (addresses the scan found unmapped, or all of
+    /// an exiting mm's).
     pub(crate) fn remove_items(&mut self, mmk: usize, start: usize, end: usize) {
-        while start < end {
-            let addr = {
-                let Some(m) = self.mms.get(&mmk) else { return };
-                match m.items.cursor_lower_bound(&start) {
-                    Some(c) if *c.current().0 < end => *c.current().0,
-                    _ => break,
-                }
+        let (ps, pe) = (start >> PAGE_SHIFT, end.div_ceil(PAGE_SIZE));
+        if ps >= pe {
+            return;
+        }
+        // First out of the trees, one by one ...
+        let mut from = ps;
+        loop {
+            let Some(page) = self.mms.get(&mmk).and_then(|m| m.items.first_in(from, pe)) else {
+                break;
             };
-            self.free_item(mmk, addr);
+            let addr = page << PAGE_SHIFT;
+            self.remove_from_tree(mmk, addr);
+            if let Some(it) = self.item_mut(mmk, addr) {
+                let av = core::mem::take(&mut it.anon_vma);
+                if !av.is_null() {
+                    // Merged but never listed (only inside a merge that failed half way).
+                    // SAFETY: The item held this reference.
+                    unsafe { bindings::put_anon_vma(av) };
+                }
+            }
+            from = page + 1;
             kernel::task::cond_resched();
         }
-        if self.mms.get(&mmk).is_some_and(|m| m.items.is_empty()) {
-            self.forget_cached();
+        // ... then out of the map, a chunk at a time.
+        let Some(m) = self.mms.get_mut(&mmk) else {
+            return;
+        };
+        let n = m.items.remove_range(ps, pe);
+        mm_add(m.mm, -(n as isize), 0);
+        COUNTERS.rmap_items.fetch_sub(n as u64, Relaxed);
+        if m.items.is_empty() {
             self.mms.remove(&mmk);
-        }
-    }
-
-    fn free_item(&mut self, mmk: usize, addr: usize) {
-        self.remove_from_tree(mmk, addr);
-        if let Some(m) = self.mms.get_mut(&mmk) {
-            self.cached = (0, 0, ptr::null_mut());
-            if let Some(item) = m.items.remove(&addr) {
-                if !item.anon_vma.is_null() {
-                    // Merged but never listed (cannot happen outside a merge in progress).
-                    // SAFETY: The item held this reference.
-                    unsafe { bindings::put_anon_vma(item.anon_vma) };
-                }
-                mm_add(m.mm, -1, 0);
-                counter_dec(&COUNTERS.rmap_items);
-            }
         }
     }
 
@@ -1498,8 +1479,8 @@ mod tests {
 
     #[test]
     fn metadata_per_tracked_page() {
-        // An item and its tree links fit the 64-byte slab, the size of C's ksm_rmap_item.
+        // Half of C's 64-byte ksm_rmap_item.
         assert_eq!(core::mem::size_of::<Item>(), 32);
-        assert_eq!(ITEM_BYTES, 64);
+        assert_eq!(ITEM_BYTES, 32);
     }
 }

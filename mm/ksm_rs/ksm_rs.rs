@@ -13,6 +13,7 @@
 //! - [`scan`]: the mm slot registry, `ksmd` and its scan cursor;
 //! - [`tunables`]: the sysfs tunables and counters; [`sysfs`]: their files;
 //! - [`advisor`]: the scan-time advisor;
+//! - [`items`]: the per-address-space map from page to item;
 //! - [`engine`]: the merge engine: per-page items, the unstable and stable trees, merging,
 //!   unmerging and the reverse map of KSM pages.
 
@@ -21,6 +22,7 @@ use kernel::{bindings, prelude::*, sync::SetOnce, types::Opaque};
 mod abi;
 mod advisor;
 mod engine;
+mod items;
 mod scan;
 mod sysfs;
 mod tunables;

@@ -459,12 +459,18 @@ impl Ksm {
             addr = vma.end();
         }
         // Items above the last page found have no mergeable VMA any more.
-        scanner.engine.remove_items(mmk, scanner.prune_from, usize::MAX);
+        scanner
+            .engine
+            .remove_items(mmk, scanner.prune_from, usize::MAX);
         // No mergeable VMA in the whole pass over this mm (`scanner.address` is still 0 when
         // none was met in an earlier batch either): unregister it, still under the mmap lock so
         // that a racing MADV_MERGEABLE sees `MMF_VM_MERGEABLE` cleared and registers again.
         let tracked = scanner.engine.has_items(mmk);
-        self.advance(mm, !seen_mergeable && scanner.address == 0 && !tracked, tracked);
+        self.advance(
+            mm,
+            !seen_mergeable && scanner.address == 0 && !tracked,
+            tracked,
+        );
         drop(guard);
         scanner.address = 0;
         scanner.prune_from = 0;

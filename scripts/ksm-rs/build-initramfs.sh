@@ -70,6 +70,8 @@ cp "$KSM_RS_TOP"/scripts/ksm-rs/guest/init "$root/init"
 cp "$KSM_RS_TOP"/scripts/ksm-rs/guest/ksm-rs-* "$root/bin/"
 gcc -static -Wall -O2 -o "$root/bin/ksm-rs-workload" "$KSM_RS_TOP/scripts/ksm-rs/guest/workload.c" ||
 	die "could not build the run workload"
+gcc -static -Wall -O2 -o "$root/bin/ksm-rs-bench-tool" "$KSM_RS_TOP/scripts/ksm-rs/guest/bench.c" ||
+	die "could not build the bench tool"
 chmod +x "$root/init" "$root"/bin/* "$root"/selftests/mm/*
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"

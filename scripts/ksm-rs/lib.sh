@@ -25,6 +25,7 @@ ok()   { printf '    %s\n' "$*" >&2; }
 die()  { printf 'ksm-rs: error: %s\n' "$*" >&2; exit 1; }
 
 LLVM_NM=llvm-nm$LLVM_SUFFIX
+LLVM_STRIP=llvm-strip$LLVM_SUFFIX
 
 # build_dir KSM FLAVOUR: the O= tree of one flavour.
 build_dir() { echo "$CACHE/build/$1-$2"; }

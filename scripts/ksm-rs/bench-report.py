@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""bench-report.py OUTDIR: the `make bench` report.
+
+Reads OUTDIR/{c,rust}-N.out (the guest's "### bench:" and "### series:"
+lines), prints a table with min/median/max per implementation and the
+Rust/C ratio of the medians, writes OUTDIR/bench.json (every key as
+{"c", "rust", "unit", "better", ...} holding medians) and OUTDIR/converge.svg
+(pages_sharing over time on the convergence workload), and prints the JSON
+file's path last.
+"""
+
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+# key: (description, better, target Rust/C ratio or None)
+KEYS = {
+    "merge": ("ksm_tests -P 100 MiB, merge throughput", "higher", 2.0),
+    "merge_thp": ("ksm_tests -H 100 MiB, merge with THP", "higher", 1.0),
+    "unmerge": ("ksm_tests -D 100 MiB, unmerge throughput", "higher", 1.0),
+    "cow": ("ksm_tests -C, COW of merged pages", "higher", None),
+    "merge_1024m": ("ksm_tests -P 1 GiB", "higher", 2.0),
+    "merge_thp_1024m": ("ksm_tests -H 1 GiB", "higher", 1.0),
+    "unmerge_1024m": ("ksm_tests -D 1 GiB", "higher", 1.0),
+    "merge_default": ("merge 100 MiB at pages_to_scan=100, sleep 20 ms", "higher", None),
+    "scan_cpu_per_gib": ("ksmd CPU per GiB per full scan, unique pages, smart_scan=0", "lower", 0.5),
+    "scan_cpu_per_gib_smart": ("the same with smart_scan=1", "lower", 0.5),
+    "scan_wall_per_gib": ("wall time per GiB per full scan, smart_scan=0", "lower", None),
+    "scan_wall_per_gib_smart": ("wall time per GiB per full scan, smart_scan=1", "lower", None),
+    "scan_read_passes": ("ksmd CPU per full scan / one userspace read pass", "lower", None),
+    "read_cpu_per_gib": ("floor: reading 1 GiB once from userspace", "lower", None),
+    "hash_cpu_per_gib": ("floor: hashing 1 GiB once (xxh64) from userspace", "lower", None),
+    "converge_seconds": ("4 processes, 50 % dup, 10 % of them rewritten: time to 95 %", "lower", 1.0),
+    "converge_ksmd_cpu": ("ksmd CPU to get there", "lower", None),
+    "metadata_bytes_per_page": ("slab+vmalloc bytes per tracked page (end of convergence)", "lower", None),
+    "tracked_pages": ("tracked pages at the end of convergence", None, None),
+    "qemu_pages_sharing": ("two QEMU guests inside the VM: pages_sharing", "higher", 1.0),
+    "qemu_general_profit": ("two QEMU guests inside the VM: general_profit", "higher", None),
+}
+REQUIRED = ["merge", "merge_thp", "unmerge", "cow", "scan_cpu_per_gib",
+            "scan_cpu_per_gib_smart", "converge_seconds", "metadata_bytes_per_page",
+            "qemu_pages_sharing"]
+
+
+def parse(outdir):
+    vals = {}     # (impl, key) -> [values]
+    units = {}
+    fails = {}    # (impl, key) -> count
+    series = {}   # impl -> [[(t, v)], ...] one list per run
+    for path in sorted(glob.glob(os.path.join(outdir, "*-*.out"))):
+        impl = os.path.basename(path).split("-")[0]
+        run = []
+        with open(path, errors="replace") as f:
+            for line in f:
+                line = line.strip()
+                m = re.match(r"### bench: (\S+) (\S+)(?: (\S+))?$", line)
+                if m:
+                    key, val, unit = m.groups()
+                    if key in ("implementation", "kernel", "done"):
+                        continue
+                    if val == "fail":
+                        fails[(impl, key)] = fails.get((impl, key), 0) + 1
+                        continue
+                    try:
+                        vals.setdefault((impl, key), []).append(float(val))
+                    except ValueError:
+                        continue
+                    units[key] = unit or ""
+                    continue
+                m = re.match(r"### series: converge (\S+) (\S+)$", line)
+                if m:
+                    run.append((float(m.group(1)), float(m.group(2))))
+        if run:
+            series.setdefault(impl, []).append(run)
+    return vals, units, fails, series
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if abs(v) >= 1000:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+def svg_plot(series, path):
+    w, h, ml, mr, mt, mb = 760, 420, 70, 20, 30, 50
+    pts = [p for runs in series.values() for run in runs for p in run]
+    if not pts:
+        return False
+    tmax = max(t for t, _ in pts) or 1
+    vmax = max(v for _, v in pts) or 1
+    sx = lambda t: ml + (w - ml - mr) * t / tmax
+    sy = lambda v: h - mb - (h - mt - mb) * v / vmax
+    colors = {"c": "#1f77b4", "rust": "#d62728"}
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w / 2}" y="18" text-anchor="middle" font-size="14">'
+           'pages_sharing over time: 4 processes, 50 % duplicates, 10 % of them rewritten</text>']
+    for i in range(6):
+        v = vmax * i / 5
+        out.append(f'<line x1="{ml}" x2="{w - mr}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{ml - 6}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
+        t = tmax * i / 5
+        out.append(f'<text x="{sx(t):.1f}" y="{h - mb + 18}" text-anchor="middle">{t:.0f}</text>')
+    out.append(f'<text x="{w / 2}" y="{h - 10}" text-anchor="middle">seconds after run=1</text>')
+    out.append(f'<line x1="{ml}" x2="{ml}" y1="{mt}" y2="{h - mb}" stroke="black"/>')
+    out.append(f'<line x1="{ml}" x2="{w - mr}" y1="{h - mb}" y2="{h - mb}" stroke="black"/>')
+    for impl, runs in sorted(series.items()):
+        for i, run in enumerate(runs):
+            d = " ".join(f"{sx(t):.1f},{sy(v):.1f}" for t, v in run)
+            op = "1" if i == 0 else "0.45"
+            out.append(f'<polyline fill="none" stroke="{colors.get(impl, "black")}" '
+                       f'stroke-width="2" opacity="{op}" points="{d}"/>')
+    for i, impl in enumerate(sorted(series)):
+        y = mt + 14 + 16 * i
+        out.append(f'<line x1="{ml + 12}" x2="{ml + 36}" y1="{y - 4}" y2="{y - 4}" '
+                   f'stroke="{colors.get(impl, "black")}" stroke-width="3"/>')
+        name = "mm/ksm.c" if impl == "c" else "mm/ksm_rs"
+        out.append(f'<text x="{ml + 42}" y="{y}">{name} ({len(series[impl])} runs)</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+    return True
+
+
+def main():
+    outdir = sys.argv[1]
+    vals, units, fails, series = parse(outdir)
+    keys = [k for k in KEYS if any((i, k) in vals or (i, k) in fails for i in ("c", "rust"))]
+    keys += sorted({k for _, k in vals} - set(keys))
+    result = {}
+    rows = []
+    for key in keys:
+        desc, better, target = KEYS.get(key, (key, None, None))
+        entry = {"unit": units.get(key, ""), "better": better, "description": desc}
+        cells = []
+        for impl in ("c", "rust"):
+            v = vals.get((impl, key), [])
+            med = statistics.median(v) if v else None
+            entry[impl] = med
+            entry[impl + "_min"] = min(v) if v else None
+            entry[impl + "_max"] = max(v) if v else None
+            entry[impl + "_runs"] = len(v)
+            entry[impl + "_failed"] = fails.get((impl, key), 0)
+            cells.append(f"{fmt(min(v) if v else None)}/{fmt(med)}/{fmt(max(v) if v else None)}"
+                         + (f" ({fails[(impl, key)]} failed)" if (impl, key) in fails else ""))
+        ratio = None
+        if entry["c"] and entry["rust"] is not None:
+            ratio = entry["rust"] / entry["c"]
+        entry["ratio"] = ratio
+        met = None
+        if target is not None and ratio is not None:
+            met = ratio >= target if better == "higher" else ratio <= target
+            entry["target"] = target
+            entry["target_met"] = met
+        result[key] = entry
+        rows.append((key, entry["unit"], cells[0], cells[1], fmt(ratio),
+                     "-" if target is None else (f"{'>=' if better == 'higher' else '<='}{target:g} "
+                                                + ("yes" if met else "NO" if met is not None else "?"))))
+    for key in REQUIRED:
+        result.setdefault(key, {"c": None, "rust": None, "unit": "", "better": KEYS[key][1],
+                                "description": KEYS[key][0], "missing": True})
+    hdr = ("key", "unit", "C min/median/max", "Rust min/median/max", "Rust/C", "target")
+    widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
+    line = "  ".join(h.ljust(w) for h, w in zip(hdr, widths))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    missing = [k for k in REQUIRED if result[k].get("missing")]
+    if missing:
+        print("not measured:", ", ".join(missing))
+    plot = os.path.join(outdir, "converge.svg")
+    if svg_plot(series, plot):
+        print("plot:", plot)
+    path = os.path.join(outdir, "bench.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
