@@ -30,6 +30,9 @@ const GROW: usize = 32;
 struct Chunk<T> {
     /// Which pages of the chunk have an item.
     present: [u64; WORDS],
+    /// The number of items below each word of `present`, so that finding an item counts the
+    /// bits of one word only.
+    below: [u16; WORDS],
     /// The items, in page order.
     items: KVVec<T>,
 }
@@ -42,8 +45,20 @@ impl<T: Copy> Chunk<T> {
     /// The number of items below page `i`: the index of page `i`'s item.
     fn rank(&self, i: usize) -> usize {
         let w = i / 64;
-        let below: u32 = self.present[..w].iter().map(|x| x.count_ones()).sum();
-        (below + (self.present[w] & ((1 << (i % 64)) - 1)).count_ones()) as usize
+        usize::from(self.below[w]) + (self.present[w] & ((1 << (i % 64)) - 1)).count_ones() as usize
+    }
+
+    /// Recomputes `below` from word `from` on.
+    fn recount(&mut self, from: usize) {
+        let mut n = if from == 0 {
+            0
+        } else {
+            self.below[from - 1] + self.present[from - 1].count_ones() as u16
+        };
+        for w in from..WORDS {
+            self.below[w] = n;
+            n += self.present[w].count_ones() as u16;
+        }
     }
 
     /// The first page with an item in `[lo, hi)`.
@@ -138,6 +153,7 @@ impl<T: Copy> ItemMap<T> {
             let chunk = KBox::new(
                 Chunk {
                     present: [0; WORDS],
+                    below: [0; WORDS],
                     items: KVVec::new(),
                 },
                 GFP_KERNEL,
@@ -155,6 +171,9 @@ impl<T: Copy> ItemMap<T> {
             .insert_within_capacity(r, value)
             .map_err(|_| ENOMEM)?;
         ch.present[i / 64] |= 1 << (i % 64);
+        for b in &mut ch.below[i / 64 + 1..] {
+            *b += 1;
+        }
         self.len += 1;
         Ok(())
     }
@@ -216,6 +235,7 @@ impl<T: Copy> ItemMap<T> {
             for i in lo..hi {
                 ch.present[i / 64] &= !(1 << (i % 64));
             }
+            ch.recount(lo / 64);
             removed += r1 - r0;
             if ch.items.is_empty() {
                 self.last = (0, core::ptr::null_mut());
