@@ -36,8 +36,10 @@ cp "$qemu" "$qc/qemu-system-x86_64"
 ldd "$qemu" | awk '/=>/ { print $3 } /ld-linux/ { print $1 }' | while read -r l; do
 	[ -f "$l" ] && cp -L "$l" "$qc/lib/"
 done
-cp /usr/share/seabios/bios-256k.bin /usr/share/qemu/linuxboot_dma.bin \
-	/usr/share/qemu/kvmvapic.bin "$qc/share/" 2>/dev/null || true
+for f in /usr/share/seabios/bios-256k.bin /usr/share/qemu/linuxboot_dma.bin \
+	/usr/share/qemu/pvh.bin /usr/share/qemu/kvmvapic.bin; do
+	cp "$f" "$qc/share/" || die "QEMU firmware $f missing"
+done
 # Debian builds TCG as a loadable module.
 mkdir -p "$qc/modules"
 cp /usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so "$qc/modules/" 2>/dev/null || true
