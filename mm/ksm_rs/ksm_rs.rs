@@ -127,9 +127,13 @@ impl kernel::Module for KsmModule {
         let sysfs = sysfs::KSM_ATTR_GROUP
             .register(kernel::sysfs::Kobject::mm())
             .inspect_err(|_| pr_err!("ksm: register sysfs failed\n"))?;
-        // SAFETY: The notifier block is static and its callback valid for the kernel's lifetime.
         #[cfg(CONFIG_MEMORY_HOTREMOVE)]
-        kernel::error::to_result(unsafe { bindings::register_memory_notifier(MEMORY_NB.0.get()) })?;
+        {
+            // SAFETY: The notifier block is static and its callback valid for the kernel's
+            // lifetime.
+            let ret = unsafe { bindings::register_memory_notifier(MEMORY_NB.0.get()) };
+            kernel::error::to_result(ret)?;
+        }
         Ok(KsmModule {
             _sysfs: sysfs,
             _ksmd: ksmd,

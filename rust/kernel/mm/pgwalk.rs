@@ -138,21 +138,33 @@ unsafe extern "C" fn first_populated_pmd(
     1
 }
 
+/// A read-locked page walk that calls `pmd_entry` only.
+const fn pmd_walk_ops(
+    pmd_entry: unsafe extern "C" fn(
+        *mut bindings::pmd_t,
+        usize,
+        usize,
+        *mut bindings::mm_walk,
+    ) -> core::ffi::c_int,
+) -> bindings::mm_walk_ops {
+    bindings::mm_walk_ops {
+        pgd_entry: None,
+        p4d_entry: None,
+        pud_entry: None,
+        pmd_entry: Some(pmd_entry),
+        pte_entry: None,
+        pte_hole: None,
+        hugetlb_entry: None,
+        test_walk: None,
+        pre_vma: None,
+        post_vma: None,
+        install_pte: None,
+        walk_lock: bindings::page_walk_lock_PGWALK_RDLOCK,
+    }
+}
+
 /// The walk of [`VmaRef::next_populated`], under the mmap read lock.
-static FIRST_POPULATED_OPS: bindings::mm_walk_ops = bindings::mm_walk_ops {
-    pgd_entry: None,
-    p4d_entry: None,
-    pud_entry: None,
-    pmd_entry: Some(first_populated_pmd),
-    pte_entry: None,
-    pte_hole: None,
-    hugetlb_entry: None,
-    test_walk: None,
-    pre_vma: None,
-    post_vma: None,
-    install_pte: None,
-    walk_lock: bindings::page_walk_lock_PGWALK_RDLOCK,
-};
+static FIRST_POPULATED_OPS: bindings::mm_walk_ops = pmd_walk_ops(first_populated_pmd);
 
 impl VmaRef {
     /// Returns the first address at or above `addr` (and below `end`, both within the VMA)
@@ -289,20 +301,7 @@ unsafe extern "C" fn find_anon_pmd(
 }
 
 /// The walk of [`VmaRef::next_anon_page`], under the mmap read lock.
-static NEXT_ANON_OPS: bindings::mm_walk_ops = bindings::mm_walk_ops {
-    pgd_entry: None,
-    p4d_entry: None,
-    pud_entry: None,
-    pmd_entry: Some(find_anon_pmd),
-    pte_entry: None,
-    pte_hole: None,
-    hugetlb_entry: None,
-    test_walk: None,
-    pre_vma: None,
-    post_vma: None,
-    install_pte: None,
-    walk_lock: bindings::page_walk_lock_PGWALK_RDLOCK,
-};
+static NEXT_ANON_OPS: bindings::mm_walk_ops = pmd_walk_ops(find_anon_pmd);
 
 impl VmaRef {
     /// Finds the first present anonymous page (not the zero page, not ZONE_DEVICE memory) at or
