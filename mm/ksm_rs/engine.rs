@@ -41,7 +41,7 @@ use kernel::{
     mm::{
         folio::{Folio, FolioLockGuard, PageRef},
         pgwalk::PMD_SIZE,
-        pte::{self, FolioPte, MmuInvalidation, Pte},
+        pte::{self, FolioPte, MmuInvalidation, Pte, PteTable},
         virt::{flags as vma_flags, VmaRef},
         Mm, MmWithUser, MmWithUserAsync, MmapReadGuard,
     },
@@ -174,8 +174,8 @@ enum Target<'a> {
     NewKsm,
     /// An existing KSM folio.
     Ksm(&'a Folio),
-    /// The zero page for the address.
-    Zero(usize),
+    /// The shared zero page (`ZERO_PAGE()` of the address).
+    Zero,
 }
 
 /// The merge engine's state.
@@ -377,83 +377,190 @@ fn write_protect_page(vma: &VmaRef, folio: &FolioLockGuard<'_>, page: &PageRef) 
     Ok(entry)
 }
 
-/// Replaces the write-protected entry `orig` that maps `page` in `vma` with one that maps the
-/// KSM folio `kfolio` or the zero page (`replace_page`).
-fn replace_page(
+/// The most pages [`merge_run`] replaces under one TLB flush.
+pub(crate) const MERGE_BATCH: usize = 32;
+
+/// Whether `page` has the contents of `target`.
+fn has_target_contents(page: &PageRef, target: &Target<'_>) -> bool {
+    match target {
+        Target::Ksm(kfolio) => identical(page, kfolio),
+        Target::Zero => page.with_bytes(|b| b == &ZEROES[..]),
+        Target::NewKsm => false,
+    }
+}
+
+/// Replaces `page`, mapped at `addr` of `vma`, with the KSM folio or the zero page `target`
+/// (`try_to_merge_one_page` + `replace_page`), and with it the pages mapped right after it in the
+/// same page table, up to `max` pages in all: page `i` of the run is taken if bit `i` of `more`
+/// is set (its item saw these contents at the last scan, see [`Engine::run_candidates`]) and it
+/// has the target's contents. The run ends at the first page that does not qualify.
+///
+/// All entries of the run are cleared under one page table lock and the TLB is flushed once for
+/// all of them, where C flushes twice per page (write-protect, then replace). After the flush no
+/// CPU can write to the pages and a GUP-fast that started before shows in their reference counts,
+/// so each page is then checked (not pinned, still identical) and either replaced or put back as
+/// it was. The addresses that now map the target are appended to `merged`.
+fn merge_run(
     vma: &VmaRef,
-    folio: &FolioLockGuard<'_>,
+    addr: usize,
     page: &PageRef,
     target: &Target<'_>,
-    orig: Pte,
+    max: usize,
+    more: u64,
+    merged: &mut KVec<usize>,
 ) -> Result {
-    let addr = pte::address_in_vma(folio, page.index(), vma).ok_or(EFAULT)?;
-    let mm = vma.mm();
-    let _inv = MmuInvalidation::start(mm, addr, addr + PAGE_SIZE);
-    let mut ptep = FolioPte::find(folio, vma, addr).ok_or(EFAULT)?;
-    if !ptep.get().same(orig) {
-        return Err(EFAULT);
-    }
-    let newpte = match target {
-        Target::Ksm(kfolio) => {
-            let kpage = kfolio.page_raw(0);
-            // The new mapping's reference, handed over to the page table.
-            core::mem::forget(ARef::<Folio>::from(*kfolio));
-            // SAFETY: The new entry is installed below under the page table lock we hold, with
-            // the reference just taken; for a KSM folio the rmap only counts the mapping (its
-            // stable node, not an anon_vma, finds the mappings), as `replace_page()` in C.
-            unsafe { pte::add_anon_rmap(kfolio, kpage, vma, addr) };
-            // SAFETY: `kpage` is the first page of the referenced KSM folio.
-            unsafe { pte::mk_pte(kpage, vma) }
-        }
-        Target::Zero(zaddr) => {
-            let zpfn = pte::zero_page(*zaddr);
-            // SAFETY: The zero page is a valid page.
-            let pfn = unsafe { bindings::page_to_pfn(zpfn) } as usize;
-            // A dirty zero-page entry marks a zero page placed by KSM (`is_ksm_zero_pte`).
-            let p = Pte::from_pfn(pfn, pte::page_prot(vma))
-                .mkspecial()
-                .mkdirty();
-            // SAFETY: `ksm_zero_pages` and the mm's counter are `atomic_long_t`s (`atomic64_t`
-            // on 64-bit), as `ksm_map_zero_page()` updates them; we replace an anonymous page,
-            // so its `MM_ANONPAGES` count goes, as in C.
-            unsafe {
-                bindings::atomic64_inc(crate::ksm_zero_pages_raw());
-                bindings::atomic64_inc(&raw mut (*mm.as_raw()).__bindgen_anon_1.ksm_zero_pages);
-                bindings::dec_mm_counter(mm.as_raw(), bindings::MM_ANONPAGES as i32);
-            }
-            p
-        }
+    let kfolio = match target {
+        Target::Ksm(k) => Some(*k),
+        Target::Zero => None,
         Target::NewKsm => return Err(EINVAL),
     };
-    ptep.flush_cache(ptep.get().pfn());
-    // No MMU notifier beyond the range above: a read-only page is replaced by another
-    // read-only page with the same contents.
-    // SAFETY: The new entry is installed right after.
-    unsafe { ptep.clear_flush() };
-    // SAFETY: `newpte` maps the KSM folio (referenced and in its rmap, above) or is a special
-    // zero-page entry.
-    unsafe { ptep.set(newpte) };
-    // SAFETY: The entry that mapped `page` was just replaced under the page table lock.
-    unsafe { pte::remove_rmap(folio, page.as_raw(), vma) };
-    if !folio.mapped() {
-        folio.free_swap();
+    if kfolio.is_some_and(|k| page.as_raw() == k.page_raw(0)) {
+        // A KSM page forked: already merged.
+        merged.push(addr, GFP_KERNEL)?;
+        return Ok(());
     }
-    // Drop the old mapping's reference.
-    // SAFETY: The page table held a reference on the folio for the entry just replaced; our
-    // own reference (in `page`) keeps it alive until the caller drops it.
-    unsafe { bindings::folio_put(folio.as_raw()) };
-    drop(ptep);
+    let folio = page.folio();
+    if !folio.test_anon() {
+        return Err(EFAULT);
+    }
+    if folio.test_large() {
+        // Split the large folio; its pages are merged on a later scan.
+        if let Some(g) = folio.try_lock() {
+            let _ = g.split();
+        }
+        return Err(EFAULT);
+    }
+    let max = max.clamp(1, MERGE_BATCH);
+    let same_node = MERGE_ACROSS_NODES.load(Relaxed) == 0;
+    let table_end = (addr | (PMD_SIZE - 1)).saturating_add(1);
+    let end = addr
+        .saturating_add(max * PAGE_SIZE)
+        .min(table_end)
+        .min(vma.end());
+    // Nothing can be allocated under the page table lock: room for the whole run first.
+    let mut pages = KVec::<PageRef>::with_capacity(max, GFP_KERNEL)?;
+    let mut origs = KVec::<Pte>::with_capacity(max, GFP_KERNEL)?;
+    let mut guards = KVec::with_capacity(max, GFP_KERNEL)?;
+    merged.reserve(max, GFP_KERNEL)?;
+    // Started before the page table lock is taken: it may sleep.
+    let _inv = MmuInvalidation::start(vma.mm(), addr, end);
+    let mut t = PteTable::lock(vma, addr, end).ok_or(EFAULT)?;
+    // Page 0 is the caller's (who holds a reference on it); the others are ours.
+    if !t.get(0).present() || t.get(0).pfn() != page.pfn() {
+        return Err(EFAULT);
+    }
+    for i in 1..t.len() {
+        if more & (1 << i) == 0 {
+            break;
+        }
+        let Some(p) = t.anon_page(i) else {
+            break;
+        };
+        let f = p.folio();
+        if f.test_large()
+            || f.test_ksm()
+            || (same_node && kfolio.is_some_and(|k| k.nid() != f.nid()))
+            || !has_target_contents(&p, target)
+        {
+            break;
+        }
+        if pages.push_within_capacity(p).is_err() {
+            break;
+        }
+    }
+    // Lock the folios, the caller's page first; the run ends at one that is busy.
+    for f in Iterator::chain(core::iter::once(folio), pages.iter().map(PageRef::folio)) {
+        let Some(g) = f.try_lock() else {
+            break;
+        };
+        if guards.push_within_capacity(g).is_err() {
+            break;
+        }
+    }
+    let n = guards.len();
+    if n == 0 {
+        return Err(EFAULT);
+    }
+    t.flush_cache(0, n);
+    for i in 0..n {
+        // SAFETY: The TLB is flushed right below and every entry is put back in the loop after
+        // it, still under the page table lock.
+        let orig = unsafe { t.get_and_clear(i) };
+        // Cannot fail: room for `max >= n` entries.
+        let _ = origs.push_within_capacity(orig);
+    }
+    t.flush_tlb(0, n);
+    let mm = vma.mm();
+    for (i, (g, &orig)) in guards.iter().zip(origs.iter()).enumerate() {
+        let p = if i == 0 { page } else { &pages[i - 1] };
+        // One reference is ours: the caller's on page 0, the run's on the others.
+        let swapped = i32::from(g.test_swapcache());
+        let ok = g.mapcount() + 1 + swapped == g.ref_count()
+            && has_target_contents(p, target)
+            // SAFETY: The folio is locked and its entry cleared and flushed.
+            && (!p.anon_exclusive() || unsafe { p.try_share_anon_rmap() });
+        if !ok {
+            // SAFETY: Puts back the entry cleared above, as it was.
+            unsafe { t.set(i, orig) };
+            continue;
+        }
+        let a = t.address(i);
+        if orig.dirty() {
+            g.mark_dirty();
+        }
+        let newpte = match kfolio {
+            Some(k) => {
+                let kpage = k.page_raw(0);
+                // The new mapping's reference, handed over to the page table.
+                core::mem::forget(ARef::<Folio>::from(k));
+                // SAFETY: The new entry is installed below under the page table lock we hold,
+                // with the reference just taken; for a KSM folio the rmap only counts the
+                // mapping (its stable node, not an anon_vma, finds the mappings), as
+                // `replace_page()` in C.
+                unsafe { pte::add_anon_rmap(k, kpage, vma, a) };
+                // SAFETY: `kpage` is the first page of the referenced KSM folio.
+                unsafe { pte::mk_pte(kpage, vma) }
+            }
+            None => {
+                // SAFETY: The zero page is a valid page.
+                let pfn = unsafe { bindings::page_to_pfn(pte::zero_page(a)) } as usize;
+                // SAFETY: `ksm_zero_pages` and the mm's counter are `atomic_long_t`s
+                // (`atomic64_t` on 64-bit), as `ksm_map_zero_page()` updates them; we replace an
+                // anonymous page, so its `MM_ANONPAGES` count goes, as in C.
+                unsafe {
+                    bindings::atomic64_inc(crate::ksm_zero_pages_raw());
+                    bindings::atomic64_inc(&raw mut (*mm.as_raw()).__bindgen_anon_1.ksm_zero_pages);
+                    bindings::dec_mm_counter(mm.as_raw(), bindings::MM_ANONPAGES as i32);
+                }
+                // A dirty zero-page entry marks a zero page placed by KSM (`is_ksm_zero_pte`).
+                Pte::from_pfn(pfn, pte::page_prot(vma))
+                    .mkspecial()
+                    .mkdirty()
+            }
+        };
+        // SAFETY: The entry was cleared and flushed; `newpte` maps the KSM folio (referenced and
+        // in its rmap, above) or is a special zero-page entry.
+        unsafe { t.set(i, newpte) };
+        // SAFETY: The entry that mapped `p` was just replaced under the page table lock.
+        unsafe { pte::remove_rmap(g, p.as_raw(), vma) };
+        if !g.mapped() {
+            g.free_swap();
+        }
+        // Drop the old mapping's reference.
+        // SAFETY: The page table held a reference on the folio for the entry just replaced; our
+        // own reference keeps it alive until the guard and `p` are dropped.
+        unsafe { bindings::folio_put(g.as_raw()) };
+        // Cannot fail: room for `max >= n` addresses.
+        let _ = merged.push_within_capacity(a);
+    }
+    drop(t);
+    drop(guards);
     Ok(())
 }
 
-/// Merges `page`, mapped at its address in `vma`, with `target` (`try_to_merge_one_page`).
-fn merge_one_page(vma: &VmaRef, page: &PageRef, target: &Target<'_>) -> Result {
-    if let Target::Ksm(kfolio) = target {
-        if page.as_raw() == kfolio.page_raw(0) {
-            // A KSM page forked: already merged.
-            return Ok(());
-        }
-    }
+/// Makes `page`, mapped at its address in `vma`, a KSM folio of its own that has no stable node
+/// yet (`try_to_merge_one_page` with no `kpage`): write-protects it everywhere it is mapped.
+fn make_ksm_page(vma: &VmaRef, page: &PageRef) -> Result {
     if !page.folio().test_anon() {
         return Err(EFAULT);
     }
@@ -464,35 +571,17 @@ fn merge_one_page(vma: &VmaRef, page: &PageRef, target: &Target<'_>) -> Result {
         let _ = folio.split();
         return Err(EFAULT);
     }
-    let orig = write_protect_page(vma, &folio, page)?;
-    match target {
-        Target::NewKsm => {
-            // While we hold the folio lock, make it a KSM folio with no stable node yet:
-            // `Engine::stable_insert()` sets the node.
-            // SAFETY: The folio is locked and is anonymous, write-protected and not exclusive.
-            unsafe { folio.set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize) };
-            folio.mark_accessed();
-            // Reclaim frees clean folios with no dirty entries: make sure it is swapped.
-            if !folio.test_dirty() {
-                folio.mark_dirty();
-            }
-            Ok(())
-        }
-        Target::Ksm(kfolio) => {
-            if identical(page, kfolio) {
-                replace_page(vma, &folio, page, target, orig)
-            } else {
-                Err(EFAULT)
-            }
-        }
-        Target::Zero(_) => {
-            if page.with_bytes(|b| b == &ZEROES[..]) {
-                replace_page(vma, &folio, page, target, orig)
-            } else {
-                Err(EFAULT)
-            }
-        }
+    write_protect_page(vma, &folio, page)?;
+    // While we hold the folio lock, make it a KSM folio with no stable node yet:
+    // `Engine::stable_insert()` sets the node.
+    // SAFETY: The folio is locked and is anonymous, write-protected and not exclusive.
+    unsafe { folio.set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize) };
+    folio.mark_accessed();
+    // Reclaim frees clean folios with no dirty entries: make sure it is swapped.
+    if !folio.test_dirty() {
+        folio.mark_dirty();
     }
+    Ok(())
 }
 
 /// Unshares every KSM page and KSM-placed zero page mapped in `[start, end)` of `vma`
@@ -926,29 +1015,72 @@ impl Engine {
         None
     }
 
-    /// Merges the page at `addr` of `mmk` with `target` and takes a reference on its anon_vma
-    /// for the stable tree (`try_to_merge_with_ksm_page`).
+    /// The pages after `addr` of `mmk` that a run of [`merge_run`] may take, as a bit mask (bit
+    /// `i` for `addr + i * PAGE_SIZE`, `0 < i < max`): those whose item is not merged and whose
+    /// contents hashed to `hash` at their last scan. A page that has those contents now is then a
+    /// page whose checksum held still between two scans, which is what C asks before merging.
+    fn run_candidates(&mut self, mmk: usize, addr: usize, hash: u64, max: usize) -> u64 {
+        let mut more = 0u64;
+        let Some(m) = self.mms.get_mut(&mmk) else {
+            return 0;
+        };
+        for i in 1..max.min(u64::BITS as usize) {
+            let Some(it) = m.items.get_mut((addr >> PAGE_SHIFT) + i) else {
+                break;
+            };
+            if !it.hashed || it.hash != hash || !it.node.is_null() {
+                break;
+            }
+            more |= 1 << i;
+        }
+        more
+    }
+
+    /// Merges the page at `addr` of `mmk` with `target`, with up to `max - 1` pages after it
+    /// allowed by `more` (see [`merge_run`]), and takes a reference on the VMA's anon_vma for the
+    /// stable tree for each address merged (`try_to_merge_with_ksm_page`). Returns the addresses
+    /// merged, none on failure.
     fn merge_item(
         &mut self,
         mmk: usize,
         addr: usize,
         page: &PageRef,
         target: &Target<'_>,
-    ) -> Result {
-        let mm = self.mm_user(mmk).ok_or(EFAULT)?;
+        max: usize,
+        more: u64,
+    ) -> KVec<usize> {
+        let mut merged = KVec::new();
+        let Some(mm) = self.mm_user(mmk) else {
+            return merged;
+        };
         let guard = mm.mmap_read_lock();
-        let vma = mergeable_vma(&guard, addr).ok_or(EFAULT)?;
-        merge_one_page(vma, page, target)?;
-        self.remove_from_tree(mmk, addr);
-        // SAFETY: The VMA has an anon_vma (checked by `mergeable_vma`), valid under the mmap
-        // lock; the reference we take keeps it for the stable tree.
-        let av = unsafe { (*vma.as_ptr()).anon_vma };
-        // SAFETY: As above.
-        unsafe { bindings::get_anon_vma(av) };
-        if let Some(it) = self.item_mut(mmk, addr) {
-            it.anon_vma = av;
+        let Some(vma) = mergeable_vma(&guard, addr) else {
+            return merged;
+        };
+        match target {
+            Target::NewKsm => {
+                if merged.reserve(1, GFP_KERNEL).is_err() || make_ksm_page(vma, page).is_err() {
+                    return merged;
+                }
+                // Cannot fail: room reserved above.
+                let _ = merged.push_within_capacity(addr);
+            }
+            _ => {
+                let _ = merge_run(vma, addr, page, target, max, more, &mut merged);
+            }
         }
-        Ok(())
+        // SAFETY: The VMA has an anon_vma (checked by `mergeable_vma`), valid under the mmap
+        // lock; the references we take keep it for the stable tree.
+        let av = unsafe { (*vma.as_ptr()).anon_vma };
+        for &a in merged.iter() {
+            self.remove_from_tree(mmk, a);
+            // SAFETY: As above.
+            unsafe { bindings::get_anon_vma(av) };
+            if let Some(it) = self.item_mut(mmk, a) {
+                it.anon_vma = av;
+            }
+        }
+        merged
     }
 
     /// Undoes a merge of the item that was not listed (`break_cow`).
@@ -1032,7 +1164,10 @@ impl Engine {
                     // The VMA went away: nothing to merge.
                     None => return,
                     Some(vma) => {
-                        if merge_one_page(vma, &page, &Target::Zero(addr)).is_ok() {
+                        let mut merged = KVec::new();
+                        let target = Target::Zero;
+                        let _ = merge_run(vma, addr, &page, &target, 1, 0, &mut merged);
+                        if !merged.is_empty() {
                             return;
                         }
                     }
@@ -1048,30 +1183,43 @@ impl Engine {
                 return;
             }
             self.remove_from_tree(mmk, addr);
-            // Reserve the node's list entry before merging, so that listing cannot fail.
+            // SAFETY: The node is alive while its folio (referenced) points to it.
+            let n = unsafe { &*node };
+            // The run may fill the node up to `max_page_sharing`; a forked KSM page over the
+            // limit (`bypass`) goes alone.
+            let room = (MAX_PAGE_SHARING.load(Relaxed) as usize)
+                .saturating_sub(n.len.load(Relaxed) as usize);
+            let max = if bypass {
+                1
+            } else {
+                room.clamp(1, MERGE_BATCH)
+            };
+            // Reserve the node's list entries before merging, so that listing cannot fail.
             {
-                // SAFETY: The node is alive while its folio (referenced) points to it.
-                let n = unsafe { &*node };
                 let Some(g) = lock_node_folio(n, &kfolio) else {
                     return;
                 };
                 // SAFETY: We hold the KSM folio's lock.
-                if unsafe { n.maps() }.reserve(1, GFP_KERNEL).is_err() {
+                if unsafe { n.maps() }.reserve(max, GFP_KERNEL).is_err() {
                     return;
                 }
                 drop(g);
             }
-            if self
-                .merge_item(mmk, addr, &page, &Target::Ksm(&kfolio))
-                .is_ok()
-            {
-                match lock_node_folio(
-                    // SAFETY: As above.
-                    unsafe { &*node },
-                    &kfolio,
-                ) {
-                    Some(g) => self.append(&g, node, mmk, addr),
-                    None => self.break_cow(mmk, addr),
+            let more = self.run_candidates(mmk, addr, hash, max);
+            let merged = self.merge_item(mmk, addr, &page, &Target::Ksm(&kfolio), max, more);
+            if merged.is_empty() {
+                return;
+            }
+            match lock_node_folio(n, &kfolio) {
+                Some(g) => {
+                    for &a in merged.iter() {
+                        self.append(&g, node, mmk, a);
+                    }
+                }
+                None => {
+                    for &a in merged.iter() {
+                        self.break_cow(mmk, a);
+                    }
                 }
             }
             return;
@@ -1084,12 +1232,15 @@ impl Engine {
             return;
         };
         // Make this page a KSM page, then map the tree page's address to it.
-        if self.merge_item(mmk, addr, &page, &Target::NewKsm).is_err() {
+        if self
+            .merge_item(mmk, addr, &page, &Target::NewKsm, 1, 0)
+            .is_empty()
+        {
             return;
         }
         if self
-            .merge_item(tmmk, taddr, &tree_page, &Target::Ksm(folio))
-            .is_err()
+            .merge_item(tmmk, taddr, &tree_page, &Target::Ksm(folio), 1, 0)
+            .is_empty()
         {
             // A KSM page with a single mapping: break it.
             self.break_cow(mmk, addr);

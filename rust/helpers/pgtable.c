@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/hugetlb.h>
 #include <linux/mm.h>
 #include <linux/mm_inline.h>
 #include <linux/pgtable.h>
@@ -183,4 +184,32 @@ __rust_helper spinlock_t *rust_helper_pmd_lock(struct mm_struct *mm, pmd_t *pmd)
 __rust_helper void rust_helper_pte_unmap_unlock(pte_t *pte, spinlock_t *ptl)
 {
 	pte_unmap_unlock(pte, ptl);
+}
+
+__rust_helper pte_t rust_helper_ptep_get_and_clear(struct mm_struct *mm,
+						   unsigned long addr,
+						   pte_t *ptep)
+{
+	return ptep_get_and_clear(mm, addr, ptep);
+}
+
+/*
+ * x86 keeps the TLB flush API from modules, and bindgen reads the helpers as
+ * a module would (-DMODULE): it only needs the prototype. The helpers
+ * themselves are built into the kernel, where the body is compiled.
+ */
+__rust_helper void rust_helper_flush_tlb_range(struct vm_area_struct *vma,
+					       unsigned long start,
+					       unsigned long end)
+{
+#ifndef MODULE
+	flush_tlb_range(vma, start, end);
+#endif
+}
+
+__rust_helper void rust_helper_flush_cache_range(struct vm_area_struct *vma,
+						 unsigned long start,
+						 unsigned long end)
+{
+	flush_cache_range(vma, start, end);
 }

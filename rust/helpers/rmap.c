@@ -60,3 +60,9 @@ __rust_helper void rust_helper_add_to_kill_ksm(struct task_struct *tsk,
 	add_to_kill_ksm(tsk, p, vma, to_kill, addr);
 }
 #endif
+
+__rust_helper pmd_t *rust_helper_mm_find_pmd(struct mm_struct *mm,
+					     unsigned long address)
+{
+	return mm_find_pmd(mm, address);
+}

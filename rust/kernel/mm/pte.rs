@@ -10,12 +10,13 @@
 //! [`include/linux/mmu_notifier.h`](srctree/include/linux/mmu_notifier.h)
 
 use super::{
-    folio::{Folio, FolioLockGuard},
+    folio::{Folio, FolioLockGuard, PageRef},
+    pgwalk::PMD_SIZE,
     virt::VmaRef,
     Mm,
 };
-use crate::bindings;
-use core::marker::PhantomData;
+use crate::{bindings, page::PAGE_SIZE, sync::aref::ARef};
+use core::{marker::PhantomData, ptr::NonNull};
 
 /// The value of a page table entry (`pte_t`).
 #[derive(Clone, Copy)]
@@ -341,4 +342,190 @@ pub unsafe fn add_anon_rmap(folio: &Folio, page: *mut bindings::page, vma: &VmaR
 pub unsafe fn remove_rmap(folio: &Folio, page: *mut bindings::page, vma: &VmaRef) {
     // SAFETY: Upheld by the caller.
     unsafe { bindings::folio_remove_rmap_pte(folio.as_raw(), page, vma.as_ptr()) };
+}
+
+/// A run of entries of one page table of a VMA (entries under one PMD), mapped and locked as
+/// `pte_offset_map_lock()` does; unlocked on drop.
+///
+/// It lets a caller change several entries under one lock and flush the TLB once for all of them.
+///
+/// # Invariants
+///
+/// `ptep` points to the entry for `start` in a mapped page table whose lock `ptl` is held;
+/// `[start, start + len * PAGE_SIZE)` lies in the VMA and is mapped by that one table; the VMA is
+/// valid under its mmap lock for `'a`.
+pub struct PteTable<'a> {
+    vma: &'a VmaRef,
+    start: usize,
+    len: usize,
+    ptep: *mut bindings::pte_t,
+    ptl: *mut bindings::spinlock_t,
+}
+
+impl<'a> PteTable<'a> {
+    /// Maps and locks the page table that maps `addr` in `vma`, for the entries from `addr` up
+    /// to `end`, the end of the VMA or the end of the table, whichever comes first. Returns `None`
+    /// when no page table maps `addr`: nothing was populated there, or a huge page is mapped by
+    /// the PMD. May not be called in atomic context.
+    pub fn lock(vma: &'a VmaRef, addr: usize, end: usize) -> Option<Self> {
+        let addr = addr & !(PAGE_SIZE - 1);
+        let table_end = (addr | (PMD_SIZE - 1)).saturating_add(1);
+        let end = end.min(vma.end()).min(table_end);
+        if addr < vma.start() || addr >= end {
+            return None;
+        }
+        let mm = vma.mm().as_raw();
+        // SAFETY: The mmap lock is held (type invariant of `VmaRef`), which keeps the upper
+        // levels of the page tables in place; `mm_find_pmd` only reads them.
+        let pmd = unsafe { bindings::mm_find_pmd(mm, addr) };
+        if pmd.is_null() {
+            return None;
+        }
+        let mut ptl = core::ptr::null_mut();
+        // SAFETY: `pmd` is a PMD entry of `mm` that maps `addr`, with the mmap lock held; the
+        // function maps and locks the table, or returns NULL if there is none (or a huge page).
+        let ptep = unsafe { bindings::pte_offset_map_lock(mm, pmd, addr, &mut ptl) };
+        if ptep.is_null() {
+            return None;
+        }
+        // INVARIANT: The table is mapped and locked, and `[addr, end)` lies in the VMA and in
+        // the span of the table.
+        Some(Self {
+            vma,
+            start: addr,
+            len: (end - addr) / PAGE_SIZE,
+            ptep,
+            ptl,
+        })
+    }
+
+    /// The number of entries.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no entries (never true: a table has at least one).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The user address that entry `i` maps.
+    #[inline]
+    pub fn address(&self, i: usize) -> usize {
+        self.start + i * PAGE_SIZE
+    }
+
+    /// The VMA.
+    #[inline]
+    pub fn vma(&self) -> &VmaRef {
+        self.vma
+    }
+
+    fn entry(&self, i: usize) -> *mut bindings::pte_t {
+        assert!(i < self.len);
+        // SAFETY: `i` is below `len`, so the entry lies in the mapped table (type invariant).
+        unsafe { self.ptep.add(i) }
+    }
+
+    /// Reads entry `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> Pte {
+        // SAFETY: The entry is in the mapped table, whose lock we hold.
+        Pte(unsafe { bindings::ptep_get(self.entry(i)) })
+    }
+
+    /// Takes a reference on the anonymous page that entry `i` maps: `None` for an entry that is
+    /// not present, the zero page or another special mapping, page cache and ZONE_DEVICE memory.
+    pub fn anon_page(&self, i: usize) -> Option<PageRef> {
+        let pte = self.get(i);
+        if !pte.present() {
+            return None;
+        }
+        // SAFETY: A present entry of this VMA, read under the page table lock.
+        let page = NonNull::new(unsafe {
+            bindings::vm_normal_page(self.vma.as_ptr(), self.address(i), pte.0)
+        })?;
+        // SAFETY: The page is mapped, so valid; the lock we hold keeps it mapped.
+        let folio = unsafe { Folio::from_raw(bindings::page_folio(page.as_ptr())) };
+        if folio.is_zone_device() || !folio.test_anon() {
+            return None;
+        }
+        let folio: ARef<Folio> = folio.into();
+        // SAFETY: `page` is a page of `folio`.
+        Some(unsafe { PageRef::new(folio, page) })
+    }
+
+    /// Clears entry `i` without flushing the TLB (`ptep_get_and_clear`); returns the old value.
+    ///
+    /// # Safety
+    ///
+    /// Before the lock is dropped, the caller flushes the TLB for the entry
+    /// ([`PteTable::flush_tlb`]) and puts an entry back with [`PteTable::set`], keeping the
+    /// mapcount and rmap of the pages involved consistent with what it puts back.
+    #[inline]
+    pub unsafe fn get_and_clear(&mut self, i: usize) -> Pte {
+        let addr = self.address(i);
+        // SAFETY: The entry is in the mapped table, whose lock we hold.
+        Pte(unsafe { bindings::ptep_get_and_clear(self.vma.mm().as_raw(), addr, self.entry(i)) })
+    }
+
+    /// Writes entry `i` (`set_pte_at`).
+    ///
+    /// # Safety
+    ///
+    /// The entry is empty (cleared and flushed) and `pte` is a valid entry for its address: it
+    /// maps a page whose reference count and rmap account for this mapping, or is special (the
+    /// zero page).
+    #[inline]
+    pub unsafe fn set(&mut self, i: usize, pte: Pte) {
+        let addr = self.address(i);
+        // SAFETY: The entry is in the mapped table, whose lock we hold; the value is the
+        // caller's.
+        unsafe { bindings::set_pte_at(self.vma.mm().as_raw(), addr, self.entry(i), pte.0) };
+    }
+
+    /// Flushes the CPU caches for entries `[first, first + n)`, before they are changed (a
+    /// no-op where caches are coherent).
+    #[inline]
+    pub fn flush_cache(&self, first: usize, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let _ = self.entry(first + n - 1);
+        // SAFETY: The VMA is valid and the range lies in it (type invariant).
+        unsafe {
+            bindings::flush_cache_range(
+                self.vma.as_ptr(),
+                self.address(first),
+                self.address(first + n),
+            )
+        };
+    }
+
+    /// Flushes the TLB entries of all CPUs for entries `[first, first + n)`: one shootdown for
+    /// all of them.
+    #[inline]
+    pub fn flush_tlb(&self, first: usize, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let _ = self.entry(first + n - 1);
+        // SAFETY: The VMA is valid and the range lies in it (type invariant).
+        unsafe {
+            bindings::flush_tlb_range(
+                self.vma.as_ptr(),
+                self.address(first),
+                self.address(first + n),
+            )
+        };
+    }
+}
+
+impl Drop for PteTable<'_> {
+    fn drop(&mut self) {
+        // SAFETY: Mapped and locked by `lock` (type invariant).
+        unsafe { bindings::pte_unmap_unlock(self.ptep, self.ptl) };
+    }
 }
