@@ -23,6 +23,10 @@
  *    reads back intact, and once ksmd went over the process (it then drops
  *    the mm, which has no VM_MERGEABLE VMA left) pages_sharing is back to
  *    where it was;
+ *  - runs: 1024 pages, most of them identical with other pages in between,
+ *    merge with max_page_sharing=40 (no KSM page mapped more than 40 times,
+ *    whatever number of pages ksmd merges at once), and while ksmd merges
+ *    them a thread keeps changing some of them: no write is lost;
  *  - max_page_sharing=2: 8 identical pages make a stable_node chain of 4
  *    KSM pages mapped twice each.
  *
@@ -49,6 +53,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -57,7 +62,7 @@
 #include "vm_util.h"
 
 #define KSM_DIR			"/sys/kernel/mm/ksm"
-#define NR_TESTS		19
+#define NR_TESTS		21
 
 /*
  * The area: page i < GROUP_END holds the pattern of group i % NR_GROUPS,
@@ -85,6 +90,14 @@
 #define SEED_UNIQUE(i)		(0x756e697175650000ULL + (i))
 #define SEED_NEW(n)		(0x6e65770000000000ULL + (n))
 #define SEED_CHAIN		0x636861696e000000ULL
+#define SEED_RUN		0x72756e0000000000ULL
+#define SEED_RUN_OTHER		0x72756e3200000000ULL
+
+/* The runs area: mostly identical pages, with others in between. */
+#define RUN_PAGES		1024
+#define RUN_MAX_SHARING		40
+#define RUN_MAX_SHARING_STR	"40"
+#define RUN_WRITER_ROUNDS	400
 
 #define MAX_REPORTS		5
 
@@ -1035,7 +1048,244 @@ static void test_munmap_all(void)
 			 sharing_at_start, shared_at_start);
 }
 
-/* 17: max_page_sharing=2 and 8 identical pages. */
+
+/* Page i of the runs area: mostly one pattern, some other pages between. */
+static uint64_t run_seed(unsigned long i)
+{
+	if (i % 37 == 36)
+		return SEED_UNIQUE(NR_PAGES + i);
+	if (i % 101 == 50)
+		return SEED_RUN_OTHER;
+	return SEED_RUN;
+}
+
+/* A page the writer thread changes while ksmd merges: run pages only. */
+static bool run_written(unsigned long i)
+{
+	return i % 8 == 3 && run_seed(i) == SEED_RUN;
+}
+
+static char *run_area;
+static struct page_model run_model[RUN_PAGES];
+/* How often the writer found one of its pages merged before it wrote. */
+static unsigned long run_writer_merged;
+/* Rounds of the tight loop, and the writes that did not read back. */
+static unsigned long run_writer_writes, run_writer_lost;
+
+static unsigned long verify_run(const char *when)
+{
+	unsigned long i, bad = 0, off;
+	const unsigned char *p;
+
+	for (i = 0; i < RUN_PAGES; i++) {
+		p = (const unsigned char *)run_area + i * page_size;
+		gen_page(scratch, &run_model[i]);
+		if (!memcmp(p, scratch, page_size))
+			continue;
+		if (++bad > MAX_REPORTS)
+			continue;
+		for (off = 0; off < page_size && p[off] == scratch[off]; off++)
+			;
+		ksft_print_msg("   %s: page %lu differs first at byte %lu: %#04x, expected %#04x\n",
+			       when, i, off, p[off], scratch[off]);
+	}
+	if (bad)
+		ksft_print_msg("   %s: %lu of %d pages differ\n", when, bad,
+			       RUN_PAGES);
+	return bad;
+}
+
+/* 17: runs of identical pages. */
+static void test_runs(void)
+{
+	unsigned long i, j, pfn, *pfns, most = 0;
+	long want = 0, n_run = 0, n_other = 0;
+	uint64_t flags;
+	bool ok = true;
+
+	expect(&ok, set_attr("run", "2"), "cannot set run to 2\n");
+	expect(&ok, set_attr("max_page_sharing", RUN_MAX_SHARING_STR),
+	       "cannot set max_page_sharing to %d\n", RUN_MAX_SHARING);
+	expect(&ok, set_attr("run", "1"), "cannot set run to 1\n");
+
+	run_area = mmap(NULL, RUN_PAGES * page_size, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (run_area == MAP_FAILED)
+		ksft_exit_fail_msg("mmap of %d pages failed: %s\n", RUN_PAGES,
+				   strerror(errno));
+	madvise(run_area, RUN_PAGES * page_size, MADV_NOHUGEPAGE);
+	for (i = 0; i < RUN_PAGES; i++) {
+		run_model[i] = (struct page_model){ .seed = run_seed(i),
+						    .poke_off = -1,
+						    .mapped = true };
+		gen_page((unsigned char *)run_area + i * page_size,
+			 &run_model[i]);
+		n_run += run_model[i].seed == SEED_RUN;
+		n_other += run_model[i].seed == SEED_RUN_OTHER;
+	}
+	want = n_run + (n_other > 1 ? n_other : 0);
+	expect(&ok, !madvise(run_area, RUN_PAGES * page_size, MADV_MERGEABLE),
+	       "madvise(MADV_MERGEABLE) failed: %s\n", strerror(errno));
+	wait_full_scans(&ok, SCAN_WAIT, "runs");
+	expect_self_counts(&ok, want, 0, "runs");
+	expect(&ok, !verify_run("runs"), "runs: pages differ\n");
+
+	pfns = calloc(RUN_PAGES, sizeof(*pfns));
+	if (pfns && have_kpageflags()) {
+		for (i = 0; i < RUN_PAGES; i++) {
+			unsigned long n = 1;
+			bool ksm;
+
+			pfns[i] = -1UL;
+			if (!page_info(run_area + i * page_size, &pfn, &flags))
+				continue;
+			ksm = flags & KPF_BIT_KSM;
+			expect(&ok, ksm == (run_model[i].seed == SEED_RUN ||
+					    (run_model[i].seed == SEED_RUN_OTHER &&
+					     n_other > 1)),
+			       "runs: page %lu (kpageflags %#llx) maps a KSM page: %d, expected the opposite\n",
+			       i, (unsigned long long)flags, ksm);
+			if (!ksm)
+				continue;
+			pfns[i] = pfn;
+			for (j = 0; j < i; j++)
+				n += pfns[j] == pfn;
+			if (n > most)
+				most = n;
+		}
+		expect(&ok, most <= RUN_MAX_SHARING,
+		       "runs: a KSM page is mapped by %lu pages, max_page_sharing is %d\n",
+		       most, RUN_MAX_SHARING);
+		ksft_print_msg("runs: the most pages mapping one KSM page: %lu\n",
+			       most);
+	}
+	free(pfns);
+	ksft_test_result(ok, "runs: %d pages, %ld identical with %ld others of another content between them, max_page_sharing=%d: ksm_merging_pages %ld, no KSM page mapped more than %d times, every byte intact\n",
+			 RUN_PAGES, n_run, n_other, RUN_MAX_SHARING, want,
+			 RUN_MAX_SHARING);
+}
+
+/*
+ * The writer of test_runs_writer: turns its pages back into the run's
+ * contents (mergeable again), waits a little for ksmd, then changes one byte
+ * of each; every round a new byte value, noted in the model.
+ */
+static void *run_writer(void *unused)
+{
+	unsigned char *pattern = malloc(page_size);
+	unsigned long i, round;
+
+	if (!pattern)
+		return NULL;
+	gen_pattern(pattern, SEED_RUN);
+	for (round = 1; round <= RUN_WRITER_ROUNDS; round++) {
+		for (i = 0; i < RUN_PAGES; i++)
+			if (run_written(i))
+				memcpy(run_area + i * page_size, pattern,
+				       page_size);
+		usleep(2000);
+		for (i = 0; i < RUN_PAGES; i++) {
+			int off = (round * 131 + i) % page_size;
+			unsigned long pfn;
+			uint64_t flags;
+
+			if (!run_written(i))
+				continue;
+			if (have_kpageflags() &&
+			    page_info(run_area + i * page_size, &pfn, &flags) &&
+			    (flags & KPF_BIT_KSM))
+				run_writer_merged++;
+			run_area[i * page_size + off] = pattern[off] ^
+							(round | 1);
+			run_model[i].poke_off = off;
+			run_model[i].poke_val = pattern[off] ^ (round | 1);
+		}
+		usleep(500);
+	}
+	/*
+	 * Then for 2 s without a pause: a byte of each page goes back to the
+	 * run's value (the page is mergeable), then, page after page, to a new
+	 * value, and then every page is read back. A merge that compared a
+	 * page before no CPU could write to it any more would replace a page
+	 * just written: that write would not read back.
+	 */
+	for (unsigned long end = now_ms() + 2000; now_ms() < end;) {
+		unsigned char v = ++run_writer_writes % 255 + 1;
+
+		for (i = 0; i < RUN_PAGES; i++) {
+			int off = run_model[i].poke_off;
+
+			if (run_written(i))
+				run_area[i * page_size + off] = pattern[off];
+		}
+		for (i = 0; i < RUN_PAGES; i++) {
+			int off = run_model[i].poke_off;
+
+			if (!run_written(i))
+				continue;
+			((volatile char *)run_area)[i * page_size + off] =
+				pattern[off] ^ v;
+			run_model[i].poke_val = pattern[off] ^ v;
+		}
+		for (i = 0; i < RUN_PAGES; i++) {
+			int off = run_model[i].poke_off;
+
+			if (run_written(i))
+				run_writer_lost += ((volatile unsigned char *)
+					run_area)[i * page_size + off] !=
+					(unsigned char)(pattern[off] ^ v);
+		}
+	}
+	free(pattern);
+	return NULL;
+}
+
+/* 18: no write lost while ksmd merges. */
+static void test_runs_writer(void)
+{
+	unsigned long merged0 = ksm_ul("pages_sharing"), merged1, written = 0;
+	unsigned long i, full0 = ksm_get_full_scans(), full1;
+	pthread_t t;
+	bool ok = true;
+
+	for (i = 0; i < RUN_PAGES; i++)
+		written += run_written(i);
+	run_writer_merged = 0;
+	run_writer_writes = 0;
+	run_writer_lost = 0;
+	if (pthread_create(&t, NULL, run_writer, NULL)) {
+		ksft_test_result_fail("runs with a writer: pthread_create failed\n");
+		return;
+	}
+	pthread_join(t, NULL);
+	full1 = ksm_get_full_scans();
+	merged1 = ksm_ul("pages_sharing");
+	ksft_print_msg("runs with a writer: %lu pages written %d times each over %ld full scans, %lu times into a page ksmd had merged; pages_sharing %lu -> %lu\n",
+		       written, RUN_WRITER_ROUNDS, full1 - full0,
+		       run_writer_merged, merged0, merged1);
+	expect(&ok, full1 > full0, "ksmd did not scan while the writer ran\n");
+	expect(&ok, !have_kpageflags() || run_writer_merged > 0,
+	       "ksmd merged none of the pages while the writer ran\n");
+	ksft_print_msg("runs with a writer: %lu rounds of writes read back, %lu writes did not\n",
+		       run_writer_writes, run_writer_lost);
+	expect(&ok, !run_writer_lost, "%lu writes did not read back\n",
+	       run_writer_lost);
+	expect(&ok, !verify_run("runs with a writer"),
+	       "runs with a writer: pages differ\n");
+	/* Once more, after ksmd went over the last writes. */
+	wait_full_scans(&ok, SCAN_WAIT, "runs with a writer");
+	expect(&ok, !verify_run("runs with a writer, after ksmd"),
+	       "runs with a writer, after ksmd: pages differ\n");
+	expect(&ok, !munmap(run_area, RUN_PAGES * page_size),
+	       "munmap failed: %s\n", strerror(errno));
+	run_area = NULL;
+	wait_counts_back(SCAN_WAIT, "runs unmapped");
+	expect(&ok, set_attr("run", "2"), "cannot set run to 2\n");
+	ksft_test_result(ok, "runs with a writer: %lu pages changed %d times while ksmd merges them read back as last written, during and after\n",
+			 written, RUN_WRITER_ROUNDS);
+}
+
+/* 19: max_page_sharing=2 and 8 identical pages. */
 static void test_chain(void)
 {
 	unsigned long chains, dups, pfns[CHAIN_PAGES], pfn, i, j;
@@ -1097,7 +1347,7 @@ static void test_chain(void)
 			 CHAIN_PAGES, CHAIN_PAGES, CHAIN_PAGES / 2);
 }
 
-/* 18: a write into one page of the chain. */
+/* 20: a write into one page of the chain. */
 static void test_chain_cow(void)
 {
 	bool ok = true;
@@ -1111,7 +1361,7 @@ static void test_chain_cow(void)
 	ksft_test_result(ok, "max_page_sharing=2: a byte and a whole page written into pages of the chain land there only, the other pages unchanged\n");
 }
 
-/* 19: everything put back. */
+/* 21: everything put back. */
 static void test_restore(void)
 {
 	unsigned long sharing;
@@ -1152,6 +1402,8 @@ int main(void)
 	test_zero_page_cow();
 	test_munmap_middle();
 	test_munmap_all();
+	test_runs();
+	test_runs_writer();
 	test_chain();
 	test_chain_cow();
 	test_restore();
