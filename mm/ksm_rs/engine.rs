@@ -16,8 +16,10 @@
 //! - Every tracked page has an [`Item`] (`struct ksm_rmap_item`), kept per address space in an
 //!   address-ordered tree, created lazily by the scan and freed when the scan finds the address
 //!   no longer mapped.
-//! - The unstable tree holds `(tree, hash, mm, address)` of pages whose hash did not change
-//!   between two scans; it is emptied at the start of every full scan.
+//! - The unstable "tree" holds the items of pages whose hash did not change between two scans;
+//!   it is emptied at the start of every full scan. As only equal hashes are looked for, it is a
+//!   hash table: a bucket array of 8-byte heads, chained through the items themselves (the link
+//!   word an item otherwise uses for its stable node), so that an entry costs no allocation.
 //! - The stable tree holds one [`StableNode`] per KSM page, keyed by `(tree, hash, id)`. Nodes of
 //!   equal contents (a KSM page reached `max_page_sharing` and a duplicate was started) form a
 //!   chain: `stable_node_chains` and `stable_node_dups` count them.
@@ -54,8 +56,11 @@ use kernel::{
     },
 };
 
-/// Key of the unstable tree: (tree, content hash, mm key, address).
-type UKey = (u32, u64, usize, usize);
+/// A tracked page, as the unstable table links it: the engine's number for the address space
+/// (`MmItems::id`) above [`REF_PAGE_BITS`], the page (user address >> `PAGE_SHIFT`) below.
+type ItemRef = u64;
+/// Bits of an [`ItemRef`] for the page: user addresses have at most 57 bits.
+const REF_PAGE_BITS: u32 = 57 - PAGE_SHIFT as u32;
 /// Key of the stable tree: (tree, content hash, node id).
 type SKey = (u32, u64, u64);
 
@@ -121,10 +126,10 @@ pub(crate) fn folio_stable_node(folio: &Folio) -> *const StableNode {
 pub(crate) struct Item {
     /// The content hash at the last scan.
     hash: u64,
-    /// The stable node when merged, else null.
-    node: *const StableNode,
-    /// The VMA's anon_vma, referenced, once merged (also between merging and listing).
-    anon_vma: *mut bindings::anon_vma,
+    /// When merged, the stable node's address; in the unstable table of the current scan, the
+    /// next item of its bucket (an [`ItemRef`] + 1, 0 at the end); else 0. See
+    /// [`Item::node`].
+    link: usize,
     /// The unstable tree the item is in, when `unstable`.
     nid: u16,
     /// The scan that put the item in the unstable tree.
@@ -145,11 +150,25 @@ pub(crate) struct Item {
 pub(crate) const ITEM_BYTES: usize = core::mem::size_of::<Item>();
 
 impl Item {
+    /// The stable node when merged, else null.
+    fn node(&self) -> *const StableNode {
+        if self.unstable {
+            ptr::null()
+        } else {
+            self.link as *const StableNode
+        }
+    }
+
+    /// Sets the stable node (null: not merged); the item is not in the unstable table.
+    fn set_node(&mut self, node: *const StableNode) {
+        self.unstable = false;
+        self.link = node as usize;
+    }
+
     const fn new() -> Self {
         Self {
             hash: 0,
-            node: ptr::null(),
-            anon_vma: ptr::null_mut(),
+            link: 0,
             nid: 0,
             seq: 0,
             unstable: false,
@@ -164,6 +183,8 @@ impl Item {
 struct MmItems {
     /// The `mm_struct`, kept allocated by its slot in the registry while it has items.
     mm: *mut bindings::mm_struct,
+    /// The engine's number for it, in [`ItemRef`]s.
+    id: u32,
     /// The items by page (user address >> `PAGE_SHIFT`).
     items: ItemMap<Item>,
 }
@@ -181,7 +202,15 @@ enum Target<'a> {
 /// The merge engine's state.
 pub(crate) struct Engine {
     mms: RBTree<usize, MmItems>,
-    unstable: RBTree<UKey, ()>,
+    /// The mm key of each [`MmItems::id`] in use (0: free).
+    ids: KVec<usize>,
+    /// Ids free for reuse.
+    free_ids: KVec<u32>,
+    /// The unstable table's buckets: the first item (an [`ItemRef`] + 1) or 0; a power of two
+    /// long, or empty.
+    unstable: KVVec<ItemRef>,
+    /// The number of items in the unstable table.
+    unstable_len: usize,
     stable: RBTree<SKey, KBox<StableNode>>,
     /// The full scan count, modulo 256 (`ksm_scan.seqnr`).
     seq: u8,
@@ -209,6 +238,12 @@ fn hash_page(page: &PageRef) -> u64 {
 /// Whether two pages have the same contents (`pages_identical`).
 fn identical(a: &PageRef, b: &Folio) -> bool {
     a.with_bytes(|x| b.with_page_bytes(0, |y| x == y))
+}
+
+/// The unstable table's bucket for `(tree, hash)`, of `buckets` (a power of two).
+fn bucket_of(tree: u32, hash: u64, buckets: usize) -> usize {
+    // `hash` is an xxh64: its low bits are as good as any.
+    (hash ^ u64::from(tree).wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize & (buckets - 1)
 }
 
 /// The tree a page of node `nid` goes to.
@@ -639,7 +674,10 @@ impl Engine {
     pub(crate) fn new() -> Self {
         Self {
             mms: RBTree::new(),
-            unstable: RBTree::new(),
+            ids: KVec::new(),
+            free_ids: KVec::new(),
+            unstable: KVVec::new(),
+            unstable_len: 0,
             stable: RBTree::new(),
             seq: 0,
             next_id: 0,
@@ -648,9 +686,106 @@ impl Engine {
     }
 
     /// Starts a full scan: the unstable tree starts empty (`root_unstable_tree[nid] = RB_ROOT`).
+    /// The items still linked carry the old `seq`, which tells they are not in it any more.
     pub(crate) fn start_scan(&mut self) {
-        self.unstable = RBTree::new();
+        self.unstable.iter_mut().for_each(|h| *h = 0);
+        self.unstable_len = 0;
         self.seq = self.seq.wrapping_add(1);
+    }
+
+    /// The item an [`ItemRef`] names.
+    fn item_at<'a>(
+        mms: &'a mut RBTree<usize, MmItems>,
+        ids: &[usize],
+        r: ItemRef,
+    ) -> Option<&'a mut Item> {
+        let mmk = *ids.get((r >> REF_PAGE_BITS) as usize)?;
+        mms.get_mut(&mmk)?
+            .items
+            .get_mut((r & ((1 << REF_PAGE_BITS) - 1)) as usize)
+    }
+
+    /// The [`ItemRef`] of the page at `addr` of `mmk`.
+    fn item_ref(&self, mmk: usize, addr: usize) -> Option<ItemRef> {
+        let id = self.mms.get(&mmk)?.id;
+        Some((u64::from(id) << REF_PAGE_BITS) | (addr >> PAGE_SHIFT) as u64)
+    }
+
+    /// The mm key and address an [`ItemRef`] names.
+    fn ref_addr(&self, r: ItemRef) -> Option<(usize, usize)> {
+        let mmk = *self.ids.get((r >> REF_PAGE_BITS) as usize)?;
+        Some((
+            mmk,
+            ((r & ((1 << REF_PAGE_BITS) - 1)) as usize) << PAGE_SHIFT,
+        ))
+    }
+
+    /// Links item `r`, of unstable tree `tree` and hash `hash`, into the unstable table; false
+    /// if the table cannot grow for it.
+    fn unstable_link(&mut self, r: ItemRef, tree: u32, hash: u64) -> bool {
+        if self.unstable_len >= self.unstable.len() && !self.unstable_grow() {
+            return false;
+        }
+        let b = bucket_of(tree, hash, self.unstable.len());
+        let head = self.unstable[b];
+        let Some(it) = Self::item_at(&mut self.mms, &self.ids, r) else {
+            return false;
+        };
+        it.link = head as usize;
+        self.unstable[b] = r + 1;
+        self.unstable_len += 1;
+        true
+    }
+
+    /// Doubles the unstable table (512 buckets at first) and links its items again.
+    fn unstable_grow(&mut self) -> bool {
+        let n = (self.unstable.len() * 2).max(512);
+        let Ok(mut table) = KVVec::from_elem(0, n, GFP_KERNEL) else {
+            return false;
+        };
+        for &head in self.unstable.iter() {
+            let mut cur = head;
+            while cur != 0 {
+                let r = cur - 1;
+                let Some(it) = Self::item_at(&mut self.mms, &self.ids, r) else {
+                    break;
+                };
+                cur = it.link as u64;
+                let b = bucket_of(u32::from(it.nid), it.hash, n);
+                it.link = table[b] as usize;
+                table[b] = r + 1;
+            }
+        }
+        self.unstable = table;
+        true
+    }
+
+    /// Unlinks item `r`, of unstable tree `tree` and hash `hash`, from the unstable table.
+    fn unstable_unlink(&mut self, r: ItemRef, tree: u32, hash: u64) {
+        if self.unstable.is_empty() {
+            return;
+        }
+        let b = bucket_of(tree, hash, self.unstable.len());
+        let Some(next) = Self::item_at(&mut self.mms, &self.ids, r).map(|it| it.link as u64) else {
+            return;
+        };
+        if self.unstable[b] == r + 1 {
+            self.unstable[b] = next;
+            self.unstable_len -= 1;
+            return;
+        }
+        let mut cur = self.unstable[b];
+        while cur != 0 {
+            let Some(it) = Self::item_at(&mut self.mms, &self.ids, cur - 1) else {
+                return;
+            };
+            if it.link as u64 == r + 1 {
+                it.link = next as usize;
+                self.unstable_len -= 1;
+                return;
+            }
+            cur = it.link as u64;
+        }
     }
 
     /// Whether `mm` has tracked pages.
@@ -683,10 +818,23 @@ impl Engine {
         let mmk = mm_key(mm);
         if self.mms.get(&mmk).is_none() {
             let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+            let id = match self.free_ids.pop() {
+                Some(id) => id,
+                None => {
+                    let id = self.ids.len();
+                    if id >> (u64::BITS - REF_PAGE_BITS) != 0 {
+                        return Err(ENOMEM);
+                    }
+                    self.ids.push(0, GFP_KERNEL)?;
+                    id as u32
+                }
+            };
+            self.ids[id as usize] = mmk;
             self.mms.insert(node.into_node(
                 mmk,
                 MmItems {
                     mm: mm.as_raw(),
+                    id,
                     items: ItemMap::new(),
                 },
             ));
@@ -714,16 +862,7 @@ impl Engine {
             let Some(page) = self.mms.get(&mmk).and_then(|m| m.items.first_in(from, pe)) else {
                 break;
             };
-            let addr = page << PAGE_SHIFT;
-            self.remove_from_tree(mmk, addr);
-            if let Some(it) = self.item_mut(mmk, addr) {
-                let av = core::mem::take(&mut it.anon_vma);
-                if !av.is_null() {
-                    // Merged but never listed (only inside a merge that failed half way).
-                    // SAFETY: The item held this reference.
-                    unsafe { bindings::put_anon_vma(av) };
-                }
-            }
+            self.remove_from_tree(mmk, page << PAGE_SHIFT);
             from = page + 1;
             kernel::task::cond_resched();
         }
@@ -735,7 +874,11 @@ impl Engine {
         mm_add(m.mm, -(n as isize), 0);
         COUNTERS.rmap_items.fetch_sub(n as u64, Relaxed);
         if m.items.is_empty() {
-            self.mms.remove(&mmk);
+            if let Some(m) = self.mms.remove(&mmk) {
+                self.ids[m.id as usize] = 0;
+                // Should there be no memory for it, the id is not used again.
+                let _ = self.free_ids.push(m.id, GFP_KERNEL);
+            }
         }
     }
 
@@ -744,9 +887,10 @@ impl Engine {
         let Some(item) = self.item(mmk, addr) else {
             return;
         };
-        if !item.node.is_null() {
+        let node = item.node();
+        if !node.is_null() {
             // SAFETY: An item's node stays allocated while the item points to it.
-            let node = unsafe { &*item.node };
+            let node = unsafe { &*node };
             let Some(kfolio) = node_folio(node) else {
                 // The KSM page is gone: drop the node, which resets this item too.
                 self.remove_node(node.key);
@@ -760,25 +904,18 @@ impl Engine {
             // SAFETY: We hold the KSM folio's lock.
             let maps = unsafe { node.maps() };
             let found = maps.iter().position(|m| m.mm == mmk && m.addr == addr);
-            if let Some(i) = found {
-                let _ = maps.remove(i);
-            }
+            let removed = found.and_then(|i| maps.remove(i).ok());
             node.len.store(maps.len() as u32, Relaxed);
             let empty = maps.is_empty();
             drop(guard);
             drop(kfolio);
-            if found.is_none() {
-                // Not listed (cannot happen): keep the counts as they are.
-                if let Some(it) = self.item_mut(mmk, addr) {
-                    it.node = ptr::null();
-                    let av = core::mem::take(&mut it.anon_vma);
-                    if !av.is_null() {
-                        // SAFETY: The item held this reference.
-                        unsafe { bindings::put_anon_vma(av) };
-                    }
-                }
-                return;
+            if let Some(it) = self.item_mut(mmk, addr) {
+                it.set_node(ptr::null());
             }
+            let Some(m) = removed else {
+                // Not listed (cannot happen): keep the counts as they are.
+                return;
+            };
             if empty {
                 counter_dec(&COUNTERS.pages_shared);
             } else {
@@ -787,20 +924,17 @@ impl Engine {
             if let Some(mm) = self.mm_ptr(mmk) {
                 mm_add(mm, 0, -1);
             }
-            // SAFETY: The item held this reference.
-            unsafe { bindings::put_anon_vma(item.anon_vma) };
-            if let Some(it) = self.item_mut(mmk, addr) {
-                it.node = ptr::null();
-                it.anon_vma = ptr::null_mut();
-            }
+            // SAFETY: The mapping held this reference.
+            unsafe { bindings::put_anon_vma(m.anon_vma) };
         } else if item.unstable {
             if item.seq == self.seq {
-                self.unstable
-                    .remove(&(u32::from(item.nid), item.hash, mmk, addr));
+                if let Some(r) = self.item_ref(mmk, addr) {
+                    self.unstable_unlink(r, u32::from(item.nid), item.hash);
+                }
             }
             counter_dec(&COUNTERS.pages_unshared);
             if let Some(it) = self.item_mut(mmk, addr) {
-                it.unstable = false;
+                it.set_node(ptr::null());
             }
         }
     }
@@ -822,6 +956,7 @@ impl Engine {
         let Some(node) = self.stable.remove(&key) else {
             return;
         };
+        let p = ptr::from_ref::<StableNode>(&node);
         // SAFETY: The node is out of the tree and no folio points to it any more.
         let maps = unsafe { node.maps() };
         for (i, m) in maps.iter().enumerate() {
@@ -836,8 +971,9 @@ impl Engine {
             // SAFETY: The mapping held this reference.
             unsafe { bindings::put_anon_vma(m.anon_vma) };
             if let Some(it) = self.item_mut(m.mm, m.addr) {
-                it.node = ptr::null();
-                it.anon_vma = ptr::null_mut();
+                if ptr::eq(it.node(), p) {
+                    it.set_node(ptr::null());
+                }
             }
         }
         self.chain_changed(key.0, key.1, false);
@@ -891,10 +1027,8 @@ impl Engine {
         node: *const StableNode,
         mmk: usize,
         addr: usize,
+        anon_vma: *mut bindings::anon_vma,
     ) {
-        let Some(item) = self.item(mmk, addr) else {
-            return;
-        };
         // SAFETY: The node is alive: its folio is locked and points to it.
         let n = unsafe { &*node };
         // SAFETY: We hold the KSM folio's lock.
@@ -902,9 +1036,11 @@ impl Engine {
         let m = Mapping {
             mm: mmk,
             addr,
-            anon_vma: item.anon_vma,
+            anon_vma,
         };
-        if maps.push(m, GFP_KERNEL).is_err() {
+        if self.item(mmk, addr).is_none() || maps.push(m, GFP_KERNEL).is_err() {
+            // SAFETY: The caller's reference, which the mapping would have held.
+            unsafe { bindings::put_anon_vma(anon_vma) };
             return;
         }
         n.len.store(maps.len() as u32, Relaxed);
@@ -917,8 +1053,7 @@ impl Engine {
             mm_add(mm, 0, 1);
         }
         if let Some(it) = self.item_mut(mmk, addr) {
-            it.node = node;
-            it.unstable = false;
+            it.set_node(node);
         }
     }
 
@@ -981,13 +1116,32 @@ impl Engine {
     ) -> Option<(usize, usize, PageRef)> {
         let nid = page.folio().nid();
         let tree = tree_of(nid);
-        let mut key = (tree, hash, 0, 0);
-        while let Some(k) = next_in_group(&self.unstable, &key, |k| k.0 == tree && k.1 == hash) {
-            key = (k.0, k.1, k.2, k.3 + 1);
-            if k.2 == mmk && k.3 == addr {
+        let seq = self.seq;
+        let mut cur = if self.unstable.is_empty() {
+            0
+        } else {
+            self.unstable[bucket_of(tree, hash, self.unstable.len())]
+        };
+        while cur != 0 {
+            let r = cur - 1;
+            let Some(it) = Self::item_at(&mut self.mms, &self.ids, r) else {
+                break;
+            };
+            // Only items of this scan are linked (see `Item::link`).
+            if !it.unstable || it.seq != seq {
+                break;
+            }
+            cur = it.link as u64;
+            if u32::from(it.nid) != tree || it.hash != hash {
                 continue;
             }
-            let Some(tree_page) = self.mergeable_page(k.2, k.3) else {
+            let Some((tmmk, taddr)) = self.ref_addr(r) else {
+                continue;
+            };
+            if tmmk == mmk && taddr == addr {
+                continue;
+            }
+            let Some(tree_page) = self.mergeable_page(tmmk, taddr) else {
                 continue;
             };
             if tree_page.as_raw() == page.as_raw() {
@@ -998,18 +1152,20 @@ impl Engine {
                 if MERGE_ACROSS_NODES.load(Relaxed) == 0 && tree_page.folio().nid() != nid {
                     return None;
                 }
-                return Some((k.2, k.3, tree_page));
+                return Some((tmmk, taddr, tree_page));
             }
         }
-        let node = RBTreeNodeReservation::new(GFP_KERNEL).ok()?;
-        self.unstable
-            .insert(node.into_node((tree, hash, mmk, addr), ()));
-        let seq = self.seq;
-        if let Some(it) = self.item_mut(mmk, addr) {
-            it.unstable = true;
-            it.seq = seq;
-            it.nid = tree as u16;
-            it.hash = hash;
+        let r = self.item_ref(mmk, addr)?;
+        let it = self.item_mut(mmk, addr)?;
+        it.unstable = true;
+        it.seq = seq;
+        it.nid = tree as u16;
+        it.hash = hash;
+        if !self.unstable_link(r, tree, hash) {
+            if let Some(it) = self.item_mut(mmk, addr) {
+                it.set_node(ptr::null());
+            }
+            return None;
         }
         counter_inc(&COUNTERS.pages_unshared);
         None
@@ -1028,7 +1184,7 @@ impl Engine {
             let Some(it) = m.items.get_mut((addr >> PAGE_SHIFT) + i) else {
                 break;
             };
-            if !it.hashed || it.hash != hash || !it.node.is_null() {
+            if !it.hashed || it.hash != hash || !it.node().is_null() {
                 break;
             }
             more |= 1 << i;
@@ -1037,9 +1193,9 @@ impl Engine {
     }
 
     /// Merges the page at `addr` of `mmk` with `target`, with up to `max - 1` pages after it
-    /// allowed by `more` (see [`merge_run`]), and takes a reference on the VMA's anon_vma for the
-    /// stable tree for each address merged (`try_to_merge_with_ksm_page`). Returns the addresses
-    /// merged, none on failure.
+    /// allowed by `more` (see [`merge_run`]) (`try_to_merge_with_ksm_page`). Returns the
+    /// addresses merged (none on failure), taken out of the trees, and the VMA's anon_vma with a
+    /// reference for each of them, for their mappings in the stable tree ([`Engine::append`]).
     fn merge_item(
         &mut self,
         mmk: usize,
@@ -1048,19 +1204,19 @@ impl Engine {
         target: &Target<'_>,
         max: usize,
         more: u64,
-    ) -> KVec<usize> {
+    ) -> (KVec<usize>, *mut bindings::anon_vma) {
         let mut merged = KVec::new();
         let Some(mm) = self.mm_user(mmk) else {
-            return merged;
+            return (merged, ptr::null_mut());
         };
         let guard = mm.mmap_read_lock();
         let Some(vma) = mergeable_vma(&guard, addr) else {
-            return merged;
+            return (merged, ptr::null_mut());
         };
         match target {
             Target::NewKsm => {
                 if merged.reserve(1, GFP_KERNEL).is_err() || make_ksm_page(vma, page).is_err() {
-                    return merged;
+                    return (merged, ptr::null_mut());
                 }
                 // Cannot fail: room reserved above.
                 let _ = merged.push_within_capacity(addr);
@@ -1076,22 +1232,15 @@ impl Engine {
             self.remove_from_tree(mmk, a);
             // SAFETY: As above.
             unsafe { bindings::get_anon_vma(av) };
-            if let Some(it) = self.item_mut(mmk, a) {
-                it.anon_vma = av;
-            }
         }
-        merged
+        (merged, av)
     }
 
-    /// Undoes a merge of the item that was not listed (`break_cow`).
-    fn break_cow(&mut self, mmk: usize, addr: usize) {
-        if let Some(it) = self.item_mut(mmk, addr) {
-            let av = core::mem::take(&mut it.anon_vma);
-            if !av.is_null() {
-                // SAFETY: The item held this reference.
-                unsafe { bindings::put_anon_vma(av) };
-            }
-        }
+    /// Undoes a merge of the item that was not listed (`break_cow`), dropping the anon_vma
+    /// reference [`Engine::merge_item`] took for it.
+    fn break_cow(&mut self, mmk: usize, addr: usize, anon_vma: *mut bindings::anon_vma) {
+        // SAFETY: The caller's reference from `merge_item`.
+        unsafe { bindings::put_anon_vma(anon_vma) };
         if let Some(mm) = self.mm_user(mmk) {
             let guard = mm.mmap_read_lock();
             if let Some(vma) = mergeable_vma(&guard, addr) {
@@ -1136,7 +1285,7 @@ impl Engine {
         let mut bypass = false;
         let hash;
         if !cur.is_null() {
-            if ptr::eq(item.node, cur) {
+            if ptr::eq(item.node(), cur) {
                 return;
             }
             // SAFETY: The folio maps the node and we hold a reference on the folio.
@@ -1178,7 +1327,7 @@ impl Engine {
 
         // First the stable tree.
         if let Some((kfolio, node)) = self.stable_search(&page, hash, bypass) {
-            let item_node = self.item(mmk, addr).map_or(ptr::null(), |i| i.node);
+            let item_node = self.item(mmk, addr).map_or(ptr::null(), |i| i.node());
             if ptr::eq(kfolio.as_raw(), folio.as_raw()) && ptr::eq(item_node, node) {
                 return;
             }
@@ -1206,19 +1355,19 @@ impl Engine {
                 drop(g);
             }
             let more = self.run_candidates(mmk, addr, hash, max);
-            let merged = self.merge_item(mmk, addr, &page, &Target::Ksm(&kfolio), max, more);
+            let (merged, av) = self.merge_item(mmk, addr, &page, &Target::Ksm(&kfolio), max, more);
             if merged.is_empty() {
                 return;
             }
             match lock_node_folio(n, &kfolio) {
                 Some(g) => {
                     for &a in merged.iter() {
-                        self.append(&g, node, mmk, a);
+                        self.append(&g, node, mmk, a, av);
                     }
                 }
                 None => {
                     for &a in merged.iter() {
-                        self.break_cow(mmk, a);
+                        self.break_cow(mmk, a, av);
                     }
                 }
             }
@@ -1232,32 +1381,28 @@ impl Engine {
             return;
         };
         // Make this page a KSM page, then map the tree page's address to it.
-        if self
-            .merge_item(mmk, addr, &page, &Target::NewKsm, 1, 0)
-            .is_empty()
-        {
+        let (m, av) = self.merge_item(mmk, addr, &page, &Target::NewKsm, 1, 0);
+        if m.is_empty() {
             return;
         }
-        if self
-            .merge_item(tmmk, taddr, &tree_page, &Target::Ksm(folio), 1, 0)
-            .is_empty()
-        {
+        let (tm, tav) = self.merge_item(tmmk, taddr, &tree_page, &Target::Ksm(folio), 1, 0);
+        if tm.is_empty() {
             // A KSM page with a single mapping: break it.
-            self.break_cow(mmk, addr);
+            self.break_cow(mmk, addr, av);
             return;
         }
         drop(tree_page);
         let kfolio = folio.lock();
         match self.stable_insert(&kfolio, hash) {
             Some(node) => {
-                self.append(&kfolio, node, tmmk, taddr);
-                self.append(&kfolio, node, mmk, addr);
+                self.append(&kfolio, node, tmmk, taddr, tav);
+                self.append(&kfolio, node, mmk, addr, av);
                 drop(kfolio);
             }
             None => {
                 drop(kfolio);
-                self.break_cow(tmmk, taddr);
-                self.break_cow(mmk, addr);
+                self.break_cow(tmmk, taddr, tav);
+                self.break_cow(mmk, addr, av);
             }
         }
     }
@@ -1586,26 +1731,117 @@ mod tests {
 
     #[test]
     fn groups_are_visited_in_key_order() -> Result {
-        let mut t: RBTree<UKey, ()> = RBTree::new();
-        for k in [
-            (0, 7, 2, 0x2000),
-            (0, 7, 1, 0x5000),
-            (0, 8, 1, 0x1000),
-            (1, 7, 1, 0x1000),
-            (0, 6, 9, 0),
-        ] {
+        let mut t: RBTree<SKey, ()> = RBTree::new();
+        for k in [(0, 7, 2), (0, 7, 1), (0, 8, 1), (1, 7, 1), (0, 6, 9)] {
             t.insert(RBTreeNode::new(k, (), GFP_KERNEL)?);
         }
-        let same = |k: &UKey| k.0 == 0 && k.1 == 7;
+        let same = |k: &SKey| k.0 == 0 && k.1 == 7;
         let mut seen = KVec::new();
-        let mut key = (0, 7, 0, 0);
+        let mut key = (0, 7, 0);
         while let Some(k) = next_in_group(&t, &key, same) {
             seen.push(k, GFP_KERNEL)?;
-            key = (k.0, k.1, k.2, k.3 + 1);
+            key = (k.0, k.1, k.2 + 1);
         }
-        assert_eq!(&seen[..], &[(0, 7, 1, 0x5000), (0, 7, 2, 0x2000)]);
+        assert_eq!(&seen[..], &[(0, 7, 1), (0, 7, 2)]);
         // A group nobody is in.
-        assert_eq!(next_in_group(&t, &(2, 7, 0, 0), |k| k.0 == 2), None);
+        assert_eq!(next_in_group(&t, &(2, 7, 0), |k| k.0 == 2), None);
+        Ok(())
+    }
+
+    /// Fills `e` with `mms` address spaces of `pages` items each, all of hash `hash`.
+    fn fill(e: &mut Engine, mms: usize, pages: usize, hash: u64) -> Result {
+        for m in 1..=mms {
+            // Keys are only compared and looked up here: any distinct value will do.
+            let mmk = m << 12;
+            let id = e.ids.len() as u32;
+            e.ids.push(mmk, GFP_KERNEL)?;
+            let mut items = ItemMap::new();
+            for p in 0..pages {
+                let mut it = Item::new();
+                it.hash = hash;
+                items.insert(p, it)?;
+            }
+            let node = RBTreeNode::new(
+                mmk,
+                MmItems {
+                    mm: ptr::null_mut(),
+                    id,
+                    items,
+                },
+                GFP_KERNEL,
+            )?;
+            e.mms.insert(node);
+        }
+        Ok(())
+    }
+
+    /// The items of the unstable table with `(tree, hash)`, as (mm key, address).
+    fn linked(e: &mut Engine, tree: u32, hash: u64) -> Result<KVec<(usize, usize)>> {
+        let mut out = KVec::new();
+        let mut cur = e.unstable[bucket_of(tree, hash, e.unstable.len())];
+        while cur != 0 {
+            let it = Engine::item_at(&mut e.mms, &e.ids, cur - 1).ok_or(EINVAL)?;
+            let link = it.link as u64;
+            if u32::from(it.nid) == tree && it.hash == hash {
+                out.push(e.ref_addr(cur - 1).ok_or(EINVAL)?, GFP_KERNEL)?;
+            }
+            cur = link;
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn unstable_table_links_through_items() -> Result {
+        let mut e = Engine::new();
+        e.start_scan();
+        // 3 mms x 700 pages: more than the first 512 buckets, so the table grows.
+        fill(&mut e, 3, 700, 0)?;
+        for m in 1..=3usize {
+            for p in 0..700usize {
+                let (mmk, addr) = (m << 12, p << PAGE_SHIFT);
+                // Two hashes, two trees.
+                let hash = (p % 2) as u64 + 1;
+                let tree = (p % 3 == 0) as u32;
+                let r = e.item_ref(mmk, addr).ok_or(EINVAL)?;
+                let seq = e.seq;
+                let it = e.item_mut(mmk, addr).ok_or(EINVAL)?;
+                it.unstable = true;
+                it.seq = seq;
+                it.nid = tree as u16;
+                it.hash = hash;
+                assert!(e.unstable_link(r, tree, hash));
+            }
+        }
+        assert_eq!(e.unstable_len, 2100);
+        assert!(e.unstable.len() >= 2100 && e.unstable.len().is_power_of_two());
+        // Every item is found under its own key, and only there.
+        let mut total = 0;
+        for (tree, hash) in [(0, 1), (0, 2), (1, 1), (1, 2)] {
+            let l = linked(&mut e, tree, hash)?;
+            for &(mmk, addr) in l.iter() {
+                let p = addr >> PAGE_SHIFT;
+                assert!((1..=3).contains(&(mmk >> 12)));
+                assert_eq!((p % 2) as u64 + 1, hash);
+                assert_eq!((p % 3 == 0) as u32, tree);
+            }
+            total += l.len();
+        }
+        assert_eq!(total, 2100);
+        // Unlinking: the head of a chain, the middle, the tail.
+        let before = linked(&mut e, 1, 1)?;
+        for &i in &[0, before.len() / 2, before.len() - 1] {
+            let (mmk, addr) = before[i];
+            let r = e.item_ref(mmk, addr).ok_or(EINVAL)?;
+            e.unstable_unlink(r, 1, 1);
+        }
+        let after = linked(&mut e, 1, 1)?;
+        assert_eq!(after.len(), before.len() - 3);
+        assert!(!after.contains(&before[0]) && !after.contains(&before[before.len() - 1]));
+        assert_eq!(e.unstable_len, 2097);
+        // A new scan starts empty.
+        e.start_scan();
+        assert_eq!(e.unstable_len, 0);
+        assert!(e.unstable.iter().all(|&h| h == 0));
         Ok(())
     }
 
@@ -1630,8 +1866,9 @@ mod tests {
 
     #[test]
     fn metadata_per_tracked_page() {
-        // Half of C's 64-byte ksm_rmap_item.
-        assert_eq!(core::mem::size_of::<Item>(), 32);
-        assert_eq!(ITEM_BYTES, 32);
+        // C's ksm_rmap_item is 64 bytes, its tree node included; ours is 24, and an entry of the
+        // unstable table costs its bucket, 8 bytes (16 at most, as the table doubles).
+        assert_eq!(core::mem::size_of::<Item>(), 24);
+        assert_eq!(ITEM_BYTES, 24);
     }
 }
