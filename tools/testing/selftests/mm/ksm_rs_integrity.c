@@ -60,8 +60,8 @@
 
 #include "kselftest.h"
 #include "vm_util.h"
+#include "ksm_rs_util.h"
 
-#define KSM_DIR			"/sys/kernel/mm/ksm"
 #define NR_TESTS		21
 
 /*
@@ -132,77 +132,7 @@ static __printf(3, 4) void expect(bool *ok, bool cond, const char *fmt, ...)
 	va_end(ap);
 }
 
-static unsigned long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000UL + ts.tv_nsec / 1000000;
-}
-
 /* ---- /sys/kernel/mm/ksm ---- */
-
-static bool sysfs_read(const char *attr, char *buf, size_t size)
-{
-	char path[128];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), KSM_DIR "/%s", attr);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return false;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return true;
-}
-
-static bool sysfs_read_ul(const char *attr, unsigned long *val)
-{
-	char buf[64], *end;
-
-	if (!sysfs_read(attr, buf, sizeof(buf)) || !buf[0])
-		return false;
-	errno = 0;
-	*val = strtoul(buf, &end, 10);
-	return !errno && !*end;
-}
-
-/* The value of @attr, ULONG_MAX if it cannot be read. */
-static unsigned long ksm_ul(const char *attr)
-{
-	unsigned long val;
-
-	return sysfs_read_ul(attr, &val) ? val : ULONG_MAX;
-}
-
-static bool sysfs_write(const char *attr, const char *val)
-{
-	size_t len = strlen(val);
-	char path[128];
-	ssize_t n;
-	int fd, err;
-
-	snprintf(path, sizeof(path), KSM_DIR "/%s", attr);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return false;
-	n = write(fd, val, len);
-	err = errno;
-	close(fd);
-	errno = err;
-	return n == (ssize_t)len;
-}
-
-struct saved_attr {
-	const char *name;
-	char val[64];
-	bool saved;
-};
 
 /*
  * In the order they are put back, after run=2: max_page_sharing and
@@ -220,79 +150,18 @@ static struct saved_attr saved_attrs[] = {
 	{ .name = "run" },
 };
 
-/* advisor_mode reads "[none] scan-time": keep the word in brackets. */
-static void selected_word(char *val)
-{
-	char *open = strchr(val, '['), *close;
-
-	if (!open)
-		return;
-	close = strchr(open, ']');
-	if (!close)
-		return;
-	memmove(val, open + 1, close - open - 1);
-	val[close - open - 1] = '\0';
-}
-
 /* Writes @val to @attr, saving its first value to put it back later. */
 static bool set_attr(const char *attr, const char *val)
 {
-	struct saved_attr *s = NULL;
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(saved_attrs); i++)
-		if (!strcmp(saved_attrs[i].name, attr))
-			s = &saved_attrs[i];
-	if (!s)
-		ksft_exit_fail_msg("%s is not in saved_attrs\n", attr);
-	if (!s->saved) {
-		if (!sysfs_read(attr, s->val, sizeof(s->val))) {
-			ksft_print_msg("reading %s/%s failed: %s\n", KSM_DIR,
-				       attr, strerror(errno));
-			return false;
-		}
-		if (!strcmp(attr, "advisor_mode"))
-			selected_word(s->val);
-		s->saved = true;
-	}
-	if (sysfs_write(attr, val))
-		return true;
-	ksft_print_msg("writing \"%s\" to %s/%s failed: %s\n", val, KSM_DIR,
-		       attr, strerror(errno));
-	return false;
+	return saved_attr_set(saved_attrs, ARRAY_SIZE(saved_attrs), attr, val);
 }
 
 /* Puts every saved attribute back; run=2 first, so that none is EBUSY. */
 static bool restore_attrs(void)
 {
-	bool ok = true, any = false;
-	size_t i;
-
 	if (getpid() != main_pid)
 		return true;
-	for (i = 0; i < ARRAY_SIZE(saved_attrs); i++)
-		any |= saved_attrs[i].saved;
-	if (!any)
-		return true;
-	if (!sysfs_write("run", "2")) {
-		ksft_print_msg("writing 2 to %s/run failed: %s\n", KSM_DIR,
-			       strerror(errno));
-		ok = false;
-	}
-	for (i = 0; i < ARRAY_SIZE(saved_attrs); i++) {
-		struct saved_attr *s = &saved_attrs[i];
-
-		if (!s->saved)
-			continue;
-		if (!sysfs_write(s->name, s->val)) {
-			ksft_print_msg("putting back \"%s\" in %s/%s failed: %s\n",
-				       s->val, KSM_DIR, s->name,
-				       strerror(errno));
-			ok = false;
-		}
-		s->saved = false;
-	}
-	return ok;
+	return saved_attrs_restore(saved_attrs, ARRAY_SIZE(saved_attrs), true);
 }
 
 static void restore_at_exit(void)
@@ -478,10 +347,9 @@ static void poke_page(unsigned long i, int off)
 	model[i].poke_val = val;
 }
 
-static const char *page_kind(unsigned long i, char *buf, size_t size)
+static const char *page_kind(const struct page_model *m, char *buf,
+			     size_t size)
 {
-	const struct page_model *m = &model[i];
-
 	if (!m->seed)
 		snprintf(buf, size, "zero-filled");
 	else if (m->seed >= SEED_GROUP(0) && m->seed < SEED_GROUP(NR_GROUPS))
@@ -502,18 +370,21 @@ static const char *page_kind(unsigned long i, char *buf, size_t size)
  * Compares every byte of the mapped pages in [@first, @end) with the model.
  * Returns the number of pages that differ and reports the first ones.
  */
-static unsigned long verify_pages(unsigned long first, unsigned long end,
-				  const char *when)
+/* Compares pages [first, end) of @base with their models @models. */
+static unsigned long verify_area(const char *base,
+				 const struct page_model *models,
+				 unsigned long first, unsigned long end,
+				 const char *when)
 {
 	unsigned long i, bad = 0, off;
 	const unsigned char *p;
 	char kind[64];
 
 	for (i = first; i < end; i++) {
-		if (!model[i].mapped)
+		if (!models[i].mapped)
 			continue;
-		p = (const unsigned char *)page_addr(i);
-		gen_page(scratch, &model[i]);
+		p = (const unsigned char *)base + i * page_size;
+		gen_page(scratch, &models[i]);
 		if (!memcmp(p, scratch, page_size))
 			continue;
 		if (++bad > MAX_REPORTS)
@@ -521,13 +392,19 @@ static unsigned long verify_pages(unsigned long first, unsigned long end,
 		for (off = 0; off < page_size && p[off] == scratch[off]; off++)
 			;
 		ksft_print_msg("   %s: page %lu (%s) differs first at byte %lu: %#04x, expected %#04x\n",
-			       when, i, page_kind(i, kind, sizeof(kind)), off,
-			       p[off], scratch[off]);
+			       when, i, page_kind(&models[i], kind, sizeof(kind)),
+			       off, p[off], scratch[off]);
 	}
 	if (bad)
 		ksft_print_msg("   %s: %lu pages of [%lu, %lu) differ\n", when,
 			       bad, first, end);
 	return bad;
+}
+
+static unsigned long verify_pages(unsigned long first, unsigned long end,
+				  const char *when)
+{
+	return verify_area(area, model, first, end, when);
 }
 
 static void expect_intact(bool *ok, unsigned long first, unsigned long end,
@@ -1074,25 +951,7 @@ static unsigned long run_writer_writes, run_writer_lost;
 
 static unsigned long verify_run(const char *when)
 {
-	unsigned long i, bad = 0, off;
-	const unsigned char *p;
-
-	for (i = 0; i < RUN_PAGES; i++) {
-		p = (const unsigned char *)run_area + i * page_size;
-		gen_page(scratch, &run_model[i]);
-		if (!memcmp(p, scratch, page_size))
-			continue;
-		if (++bad > MAX_REPORTS)
-			continue;
-		for (off = 0; off < page_size && p[off] == scratch[off]; off++)
-			;
-		ksft_print_msg("   %s: page %lu differs first at byte %lu: %#04x, expected %#04x\n",
-			       when, i, off, p[off], scratch[off]);
-	}
-	if (bad)
-		ksft_print_msg("   %s: %lu of %d pages differ\n", when, bad,
-			       RUN_PAGES);
-	return bad;
+	return verify_area(run_area, run_model, 0, RUN_PAGES, when);
 }
 
 /* 17: runs of identical pages. */

@@ -42,13 +42,13 @@
 #include <sys/wait.h>
 
 #include "kselftest.h"
+#include "ksm_rs_util.h"
 
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE	67
 #define PR_GET_MEMORY_MERGE	68
 #endif
 
-#define KSM_DIR			"/sys/kernel/mm/ksm"
 #define EXEC_CHILD_ARG		"--ksm-rs-exec-child"
 #define IDLE_CHILD_ARG		"--ksm-rs-idle-child"
 #define NR_TESTS		11
@@ -316,59 +316,6 @@ static void expect_stat_flags(bool *ok, pid_t pid, int mergeable,
 
 /* ---- /sys/kernel/mm/ksm ---- */
 
-static bool sysfs_read(const char *attr, char *buf, size_t size)
-{
-	char path[128];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), KSM_DIR "/%s", attr);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, size - 1);
-	close(fd);
-	if (n < 0)
-		return false;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return true;
-}
-
-static bool sysfs_read_ul(const char *attr, unsigned long *val)
-{
-	char buf[64], *end;
-
-	if (!sysfs_read(attr, buf, sizeof(buf)) || !buf[0])
-		return false;
-	errno = 0;
-	*val = strtoul(buf, &end, 10);
-	return !errno && !*end;
-}
-
-static bool sysfs_write(const char *attr, const char *val)
-{
-	size_t len = strlen(val);
-	char path[128];
-	ssize_t n;
-	int fd, err;
-
-	snprintf(path, sizeof(path), KSM_DIR "/%s", attr);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return false;
-	n = write(fd, val, len);
-	err = errno;
-	close(fd);
-	errno = err;
-	return n == (ssize_t)len;
-}
-
-struct saved_attr {
-	const char *name;
-	char val[64];
-	bool saved;
-};
 
 /* In the order they are put back: pages_to_scan needs advisor_mode none. */
 static struct saved_attr saved_attrs[] = {
@@ -378,65 +325,16 @@ static struct saved_attr saved_attrs[] = {
 	{ .name = "advisor_mode" },
 };
 
-/* advisor_mode reads "[none] scan-time": keep the word in brackets. */
-static void selected_word(char *val)
-{
-	char *open = strchr(val, '['), *close;
-
-	if (!open)
-		return;
-	close = strchr(open, ']');
-	if (!close)
-		return;
-	memmove(val, open + 1, close - open - 1);
-	val[close - open - 1] = '\0';
-}
-
 /* Writes @val to @attr, saving its first value to put it back later. */
 static bool set_attr(const char *attr, const char *val)
 {
-	struct saved_attr *s = NULL;
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(saved_attrs); i++)
-		if (!strcmp(saved_attrs[i].name, attr))
-			s = &saved_attrs[i];
-	if (!s)
-		ksft_exit_fail_msg("%s is not in saved_attrs\n", attr);
-	if (!s->saved) {
-		if (!sysfs_read(attr, s->val, sizeof(s->val))) {
-			ksft_print_msg("reading %s/%s failed: %s\n", KSM_DIR,
-				       attr, strerror(errno));
-			return false;
-		}
-		if (!strcmp(attr, "advisor_mode"))
-			selected_word(s->val);
-		s->saved = true;
-	}
-	if (sysfs_write(attr, val))
-		return true;
-	ksft_print_msg("writing \"%s\" to %s/%s failed: %s\n", val, KSM_DIR,
-		       attr, strerror(errno));
-	return false;
+	return saved_attr_set(saved_attrs, ARRAY_SIZE(saved_attrs), attr, val);
 }
 
 static void restore_attrs(void)
 {
-	size_t i;
-
-	if (getpid() != main_pid)
-		return;
-	for (i = 0; i < ARRAY_SIZE(saved_attrs); i++) {
-		struct saved_attr *s = &saved_attrs[i];
-
-		if (!s->saved)
-			continue;
-		if (!sysfs_write(s->name, s->val))
-			ksft_print_msg("putting back \"%s\" in %s/%s failed: %s\n",
-				       s->val, KSM_DIR, s->name,
-				       strerror(errno));
-		s->saved = false;
-	}
+	if (getpid() == main_pid)
+		saved_attrs_restore(saved_attrs, ARRAY_SIZE(saved_attrs), false);
 }
 
 /* ---- helpers ---- */
@@ -484,14 +382,6 @@ static bool wait_child(pid_t pid, const char *who)
 		ksft_print_msg("   %s was killed by signal %d\n", who,
 			       WTERMSIG(status));
 	return false;
-}
-
-static unsigned long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000UL + ts.tv_nsec / 1000000;
 }
 
 /* Makes every page of @area different from any other, and not zero. */

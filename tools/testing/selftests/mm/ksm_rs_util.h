@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers of the ksm_rs_* selftests: reading and writing the attributes of
+ * /sys/kernel/mm/ksm, and putting back the ones a test changed.
+ */
+#ifndef __KSM_RS_UTIL_H
+#define __KSM_RS_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+
+#define KSM_DIR			"/sys/kernel/mm/ksm"
+
+static inline unsigned long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000UL + ts.tv_nsec / 1000000;
+}
+
+/* Reads @attr into @buf, without the trailing newline. */
+static inline bool sysfs_read(const char *attr, char *buf, size_t size)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), KSM_DIR "/%s", attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return true;
+}
+
+static inline bool sysfs_read_ul(const char *attr, unsigned long *val)
+{
+	char buf[64], *end;
+
+	if (!sysfs_read(attr, buf, sizeof(buf)) || !buf[0])
+		return false;
+	errno = 0;
+	*val = strtoul(buf, &end, 10);
+	return !errno && !*end;
+}
+
+/* The value of @attr, ULONG_MAX if it cannot be read. */
+static inline unsigned long ksm_ul(const char *attr)
+{
+	unsigned long val;
+
+	return sysfs_read_ul(attr, &val) ? val : ULONG_MAX;
+}
+
+/* Writes @val to @attr; errno is the write's on failure. */
+static inline bool sysfs_write(const char *attr, const char *val)
+{
+	size_t len = strlen(val);
+	char path[128];
+	ssize_t n;
+	int fd, err;
+
+	snprintf(path, sizeof(path), KSM_DIR "/%s", attr);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return false;
+	n = write(fd, val, len);
+	err = errno;
+	close(fd);
+	errno = err;
+	return n == (ssize_t)len;
+}
+
+/* An attribute a test may change, and its value before the first change. */
+struct saved_attr {
+	const char *name;
+	char val[64];
+	bool saved;
+};
+
+/* advisor_mode reads "[none] scan-time": keep the word in brackets. */
+static inline void selected_word(char *val)
+{
+	char *open = strchr(val, '['), *close;
+
+	if (!open)
+		return;
+	close = strchr(open, ']');
+	if (!close)
+		return;
+	memmove(val, open + 1, close - open - 1);
+	val[close - open - 1] = '\0';
+}
+
+/*
+ * Writes @val to @attr, which must be one of the @n @attrs, saving its value
+ * first the first time, to put it back with saved_attrs_restore().
+ */
+static inline bool saved_attr_set(struct saved_attr *attrs, size_t n,
+				  const char *attr, const char *val)
+{
+	struct saved_attr *s = NULL;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(attrs[i].name, attr))
+			s = &attrs[i];
+	if (!s)
+		ksft_exit_fail_msg("%s is not in saved_attrs\n", attr);
+	if (!s->saved) {
+		if (!sysfs_read(attr, s->val, sizeof(s->val))) {
+			ksft_print_msg("reading %s/%s failed: %s\n", KSM_DIR,
+				       attr, strerror(errno));
+			return false;
+		}
+		if (!strcmp(attr, "advisor_mode"))
+			selected_word(s->val);
+		s->saved = true;
+	}
+	if (sysfs_write(attr, val))
+		return true;
+	ksft_print_msg("writing \"%s\" to %s/%s failed: %s\n", val, KSM_DIR,
+		       attr, strerror(errno));
+	return false;
+}
+
+/*
+ * Puts back every saved attribute of the @n @attrs, in their order; with
+ * @unmerge, after run=2, so that none is EBUSY for KSM pages still around.
+ */
+static inline bool saved_attrs_restore(struct saved_attr *attrs, size_t n,
+				       bool unmerge)
+{
+	bool ok = true, any = false;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		any |= attrs[i].saved;
+	if (!any)
+		return true;
+	if (unmerge && !sysfs_write("run", "2")) {
+		ksft_print_msg("writing 2 to %s/run failed: %s\n", KSM_DIR,
+			       strerror(errno));
+		ok = false;
+	}
+	for (i = 0; i < n; i++) {
+		struct saved_attr *s = &attrs[i];
+
+		if (!s->saved)
+			continue;
+		if (!sysfs_write(s->name, s->val)) {
+			ksft_print_msg("putting back \"%s\" in %s/%s failed: %s\n",
+				       s->val, KSM_DIR, s->name,
+				       strerror(errno));
+			ok = false;
+		}
+		s->saved = false;
+	}
+	return ok;
+}
+
+#endif /* __KSM_RS_UTIL_H */
