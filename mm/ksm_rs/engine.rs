@@ -428,7 +428,7 @@ fn has_target_contents(page: &PageRef, target: &Target<'_>) -> bool {
 /// (`try_to_merge_one_page` + `replace_page`), and with it the pages mapped right after it in the
 /// same page table, up to `max` pages in all: page `i` of the run is taken if bit `i` of `more`
 /// is set (its item saw these contents at the last scan, see [`Engine::run_candidates`]) and it
-/// has the target's contents. The run ends at the first page that does not qualify.
+/// is a small anonymous folio. The run ends at the first page that does not qualify.
 ///
 /// All entries of the run are cleared under one page table lock and the TLB is flushed once for
 /// all of them, where C flushes twice per page (write-protect, then replace). After the flush no
@@ -492,10 +492,11 @@ fn merge_run(
             break;
         };
         let f = p.folio();
+        // Not compared yet: `more` says it had the target's contents at the last scan, and
+        // the comparison that counts is the one after the flush.
         if f.test_large()
             || f.test_ksm()
             || (same_node && kfolio.is_some_and(|k| k.nid() != f.nid()))
-            || !has_target_contents(&p, target)
         {
             break;
         }
@@ -624,25 +625,12 @@ fn make_ksm_page(vma: &VmaRef, page: &PageRef) -> Result {
 /// mmap lock.
 pub(crate) fn break_ksm(vma: &VmaRef, start: usize, end: usize) -> Result {
     let mut addr = start;
-    // Addresses below `table_end` lie in a page table known to exist.
-    let mut table_end = addr;
-    while addr < end {
+    loop {
         kernel::task::cond_resched();
-        if kernel::current!().signal_pending() {
-            return Err(ERESTARTSYS);
-        }
-        if addr >= table_end {
-            let Some(a) = vma.next_populated(addr, end) else {
-                return Ok(());
-            };
-            addr = a;
-            table_end = (a | (PMD_SIZE - 1)).saturating_add(1);
-        }
-        let found = vma.folio_at(addr);
-        if !matches!(found, Some(f) if f.ksm || f.ksm_zero) {
-            addr += PAGE_SIZE;
-            continue;
-        }
+        let Some(a) = vma.next_ksm_page(addr, end)? else {
+            return Ok(());
+        };
+        addr = a;
         // SAFETY: The VMA is valid and its mmap lock held (type invariant of `VmaRef`); an
         // unshare fault without FAULT_FLAG_ALLOW_RETRY never drops the mmap lock.
         let ret = unsafe {
@@ -653,8 +641,9 @@ pub(crate) fn break_ksm(vma: &VmaRef, start: usize, end: usize) -> Result {
                 ptr::null_mut(),
             )
         };
-        // Look again at the same address: the fault may back out (e.g. the accessed bit changed
-        // under it). SIGBUS or SIGSEGV: racing truncation or unmapping took the page away.
+        // Look again from the same address: the fault may back out (e.g. the accessed bit
+        // changed under it), or wait for a migration to end. SIGBUS or SIGSEGV: racing
+        // truncation or unmapping took the page away, and the rest with it.
         if ret & bindings::vm_fault_reason_VM_FAULT_OOM != 0 {
             return Err(ENOMEM);
         }
@@ -663,10 +652,9 @@ pub(crate) fn break_ksm(vma: &VmaRef, start: usize, end: usize) -> Result {
                 | bindings::vm_fault_reason_VM_FAULT_SIGSEGV)
             != 0
         {
-            addr += PAGE_SIZE;
+            return Ok(());
         }
     }
-    Ok(())
 }
 
 impl Engine {
@@ -1274,8 +1262,15 @@ impl Engine {
         true
     }
 
-    /// Tries to merge a scanned page (`cmp_and_merge_page`).
-    pub(crate) fn cmp_and_merge(&mut self, mm: &MmWithUser, addr: usize, page: PageRef) {
+    /// Tries to merge a scanned page (`cmp_and_merge_page`). Before it merges pages after this
+    /// one with it, it calls `ahead`, which drops the references the caller holds on them.
+    pub(crate) fn cmp_and_merge(
+        &mut self,
+        mm: &MmWithUser,
+        addr: usize,
+        page: PageRef,
+        ahead: &mut dyn FnMut(),
+    ) {
         let mmk = mm_key(mm);
         let Some(item) = self.item(mmk, addr) else {
             return;
@@ -1343,6 +1338,13 @@ impl Engine {
             } else {
                 room.clamp(1, MERGE_BATCH)
             };
+            let more = self.run_candidates(mmk, addr, hash, max);
+            // At most the pages `more` allows, which are contiguous from the scanned one.
+            let max = 1 + more.count_ones() as usize;
+            if more != 0 {
+                // The run checks the pages' reference counts: no reference of ours on them.
+                ahead();
+            }
             // Reserve the node's list entries before merging, so that listing cannot fail.
             {
                 let Some(g) = lock_node_folio(n, &kfolio) else {
@@ -1354,7 +1356,6 @@ impl Engine {
                 }
                 drop(g);
             }
-            let more = self.run_candidates(mmk, addr, hash, max);
             let (merged, av) = self.merge_item(mmk, addr, &page, &Target::Ksm(&kfolio), max, more);
             if merged.is_empty() {
                 return;

@@ -22,6 +22,19 @@ use crate::{
     KSM,
 };
 use core::pin::Pin;
+
+/// The most pages one walk of ksmd's scan finds ahead of it.
+const SCAN_AHEAD: usize = 32;
+
+/// Forgets the pages found ahead of the cursor (dropping their references) and moves the
+/// cursor back to the first of them, to be found again.
+fn drop_queue(queue: &mut KVec<(usize, PageRef)>, address: &mut usize, prune_from: &mut usize) {
+    if let Some(&(a, _)) = queue.last() {
+        *address = a;
+        *prune_from = a;
+    }
+    queue.clear();
+}
 use kernel::{
     mm::{
         flags::{VM_MERGEABLE, VM_MERGE_ANY},
@@ -65,6 +78,10 @@ pub(crate) struct Scanner {
     offlining: bool,
     /// A user reference on the mm at the cursor, held for the length of one batch.
     current: Option<ARef<MmWithUserAsync>>,
+    /// Pages of the mm at the cursor found by one walk of its page tables and not scanned yet,
+    /// highest address first, each with its item; `address` is past them. Held for no longer
+    /// than the batch.
+    queue: KVec<(usize, PageRef)>,
     /// The merge engine.
     engine: Engine,
 }
@@ -108,6 +125,7 @@ impl Ksm {
                     prune_from: 0,
                     offlining: false,
                     current: None,
+                    queue: KVec::new(),
                     engine: Engine::new(),
                 },
                 "ksm_thread_mutex"
@@ -333,14 +351,31 @@ impl Ksm {
             let Some((addr, page)) = self.next_page(scanner) else {
                 break;
             };
-            if let Some(mm) = scanner.current.as_deref() {
-                scanner.engine.cmp_and_merge(mm, addr, page);
+            let Scanner {
+                current,
+                engine,
+                queue,
+                address,
+                prune_from,
+                ..
+            } = &mut *scanner;
+            if let Some(mm) = current.as_deref() {
+                // A merge that takes pages after this one first drops the references the
+                // queue holds on them.
+                engine.cmp_and_merge(mm, addr, page, &mut || {
+                    drop_queue(queue, address, prune_from)
+                });
             }
             COUNTERS.pages_scanned.fetch_add(1, Relaxed);
             n -= 1;
         }
         // The user reference on the mm at the cursor lasts one batch: between batches ksmd
-        // must not keep an exiting address space from being torn down.
+        // must not keep an exiting address space from being torn down, nor pages pinned.
+        drop_queue(
+            &mut scanner.queue,
+            &mut scanner.address,
+            &mut scanner.prune_from,
+        );
         scanner.current = None;
     }
 
@@ -350,6 +385,13 @@ impl Ksm {
     /// when memory for an item is short.
     fn next_page(&self, scanner: &mut Scanner) -> Option<(usize, PageRef)> {
         loop {
+            if let Some(mmk) = scanner.current.as_deref().map(|u| key(u)) {
+                while let Some((a, page)) = scanner.queue.pop() {
+                    if !scanner.engine.should_skip(mmk, a, page.folio()) {
+                        return Some((a, page));
+                    }
+                }
+            }
             let user = match scanner.current.take() {
                 Some(user) => user,
                 None => {
@@ -399,11 +441,8 @@ impl Ksm {
                 }
             };
             match self.scan_mm(&user, scanner) {
-                Ok(Some(found)) => {
-                    scanner.current = Some(user);
-                    return Some(found);
-                }
-                Ok(None) => {
+                Ok(true) => scanner.current = Some(user),
+                Ok(false) => {
                     drop(user);
                     if self.end_of_scan(scanner) {
                         return None;
@@ -424,10 +463,13 @@ impl Ksm {
         true
     }
 
-    /// Looks for the next page in the mm at the cursor, from `scanner.address`. Returns the
-    /// page with the address advanced past it; `None` once the mm is done, the cursor then moved
-    /// on to the next slot.
-    fn scan_mm(&self, mm: &MmWithUser, scanner: &mut Scanner) -> Result<Option<(usize, PageRef)>> {
+    /// Looks for the next pages in the mm at the cursor, from `scanner.address`, and queues
+    /// them (up to [`SCAN_AHEAD`]) with their items, the address advanced past them. Returns
+    /// false once the mm is done, the cursor then moved on to the next slot.
+    fn scan_mm(&self, mm: &MmWithUser, scanner: &mut Scanner) -> Result<bool> {
+        let mut found = core::mem::take(&mut scanner.queue);
+        found.clear();
+        found.reserve(SCAN_AHEAD, GFP_KERNEL)?;
         let guard = mm.mmap_read_lock();
         let mmk = key(mm);
         let mut seen_mergeable = false;
@@ -445,16 +487,27 @@ impl Ksm {
                 addr = vma.end();
                 continue;
             }
-            while let Some((a, page)) = vma.next_anon_page(addr, vma.end()) {
-                // Items between the last page found and this one are for unmapped pages.
-                scanner.engine.remove_items(mmk, scanner.prune_from, a);
-                scanner.engine.get_or_create_item(mm, a)?;
-                scanner.prune_from = a + PAGE_SIZE;
-                addr = a + PAGE_SIZE;
-                if !scanner.engine.should_skip(mmk, a, page.folio()) {
-                    scanner.address = addr;
-                    return Ok(Some((a, page)));
+            if vma.anon_pages(addr, vma.end(), &mut found) {
+                let mut made = 0;
+                for &(a, _) in found.iter() {
+                    // Items between the last page found and this one are for unmapped pages.
+                    scanner.engine.remove_items(mmk, scanner.prune_from, a);
+                    if scanner.engine.get_or_create_item(mm, a).is_err() {
+                        break;
+                    }
+                    scanner.prune_from = a + PAGE_SIZE;
+                    made += 1;
                 }
+                // Without memory for an item, the rest is found again next time.
+                if made < found.len() {
+                    scanner.address = found[made].0;
+                    found.truncate(made);
+                } else {
+                    scanner.address = found[made - 1].0 + PAGE_SIZE;
+                }
+                found.reverse();
+                scanner.queue = found;
+                return if made > 0 { Ok(true) } else { Err(ENOMEM) };
             }
             addr = vma.end();
         }
@@ -474,7 +527,8 @@ impl Ksm {
         drop(guard);
         scanner.address = 0;
         scanner.prune_from = 0;
-        Ok(None)
+        scanner.queue = found;
+        Ok(false)
     }
 
     /// Moves the cursor past the current slot, removing it when `remove`, else noting whether

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/hugetlb.h>
+#include <linux/leafops.h>
 #include <linux/mm.h>
 #include <linux/mm_inline.h>
 #include <linux/pgtable.h>
@@ -212,4 +213,19 @@ __rust_helper void rust_helper_flush_cache_range(struct vm_area_struct *vma,
 						 unsigned long end)
 {
 	flush_cache_range(vma, start, end);
+}
+
+__rust_helper softleaf_t rust_helper_softleaf_from_pte(pte_t pte)
+{
+	return softleaf_from_pte(pte);
+}
+
+__rust_helper bool rust_helper_softleaf_is_migration(softleaf_t entry)
+{
+	return softleaf_is_migration(entry);
+}
+
+__rust_helper struct folio *rust_helper_softleaf_to_folio(softleaf_t entry)
+{
+	return softleaf_to_folio(entry);
 }

@@ -13,14 +13,16 @@ use super::{
     virt::VmaRef,
     MmapReadGuard,
 };
-use crate::{bindings, sync::aref::ARef};
-use core::ptr::NonNull;
+use crate::{
+    alloc::KVec,
+    bindings,
+    error::{Error, Result},
+    sync::aref::ARef,
+};
+use core::ptr::{self, NonNull};
 
 /// The span of memory one page table (a page middle directory entry) maps.
 pub const PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
-
-/// `FW_ZEROPAGE`: let the walk return the shared zero page too.
-const FW_ZEROPAGE: bindings::folio_walk_flags_t = 1;
 
 impl<'a> MmapReadGuard<'a> {
     /// Returns the first VMA that ends above `addr` (it may start above `addr` too), as
@@ -37,19 +39,6 @@ impl<'a> MmapReadGuard<'a> {
             Some(unsafe { VmaRef::from_raw(vma) })
         }
     }
-}
-
-/// What [`VmaRef::folio_at`] found mapped at an address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MappedFolio {
-    /// The folio is anonymous memory (not page cache, not the zero page).
-    pub anon: bool,
-    /// The folio is a KSM folio.
-    pub ksm: bool,
-    /// The page frame number of the mapped page.
-    pub pfn: usize,
-    /// The entry maps the shared zero page and is dirty: a zero page placed by KSM.
-    pub ksm_zero: bool,
 }
 
 impl VmaRef {
@@ -88,24 +77,6 @@ impl VmaRef {
         Some(r)
     }
 
-    /// Looks at the page mapped at `addr` (which must lie in the VMA), with `folio_walk_start()`:
-    /// `None` when nothing (or a swap or migration entry) is mapped there. The shared zero page
-    /// is reported too.
-    pub fn folio_at(&self, addr: usize) -> Option<MappedFolio> {
-        self.walk(addr, FW_ZEROPAGE, |folio, fw| {
-            let pte_level = fw.level == bindings::folio_walk_level_FW_LEVEL_PTE;
-            // SAFETY: For a PTE-level hit, `fw.pte` holds the value of the entry.
-            let pte = Pte::from_raw(unsafe { fw.__bindgen_anon_2.pte });
-            MappedFolio {
-                anon: folio.test_anon(),
-                ksm: folio.test_ksm(),
-                // SAFETY: `fw.page` is the mapped page, valid under the page table lock.
-                pfn: unsafe { bindings::page_to_pfn(fw.page) as usize },
-                ksm_zero: pte_level && pte.is_ksm_zero(),
-            }
-        })
-    }
-
     /// Takes a reference on the anonymous page mapped at `addr` (not the zero page, nor
     /// ZONE_DEVICE memory), as ksmd does for each page it scans.
     pub fn anon_page_at(&self, addr: usize) -> Option<PageRef> {
@@ -119,23 +90,6 @@ impl VmaRef {
         })
         .flatten()
     }
-}
-
-/// `pmd_entry` of [`VmaRef::next_populated`]: the walk only calls it for page middle
-/// directory entries that are not empty; record the first and stop.
-///
-/// # Safety
-///
-/// Called by `walk_page_range_vma()` with `walk->private` pointing to a `usize`.
-unsafe extern "C" fn first_populated_pmd(
-    _pmd: *mut bindings::pmd_t,
-    addr: usize,
-    _next: usize,
-    walk: *mut bindings::mm_walk,
-) -> core::ffi::c_int {
-    // SAFETY: `walk` is the walk in progress, whose `private` points to the caller's `usize`.
-    unsafe { *(*walk).private.cast::<usize>() = addr };
-    1
 }
 
 /// A read-locked page walk that calls `pmd_entry` only.
@@ -163,71 +117,77 @@ const fn pmd_walk_ops(
     }
 }
 
-/// The walk of [`VmaRef::next_populated`], under the mmap read lock.
-static FIRST_POPULATED_OPS: bindings::mm_walk_ops = pmd_walk_ops(first_populated_pmd);
-
-impl VmaRef {
-    /// Returns the first address at or above `addr` (and below `end`, both within the VMA)
-    /// whose page table exists: every address below it is unpopulated, so a scan for pages can
-    /// skip there. Empty upper-level tables are skipped without looking at their entries.
-    pub fn next_populated(&self, addr: usize, end: usize) -> Option<usize> {
-        let start = addr.max(self.start());
-        let end = end.min(self.end());
-        if start >= end {
-            return None;
-        }
-        let mut found = 0usize;
-        // SAFETY: The VMA is valid and its mmap lock held for reading at least (type invariant
-        // of `VmaRef`), as the read-locked walk requires; `found` outlives the walk.
-        let ret = unsafe {
-            bindings::walk_page_range_vma(
-                self.as_ptr(),
-                start,
-                end,
-                &FIRST_POPULATED_OPS,
-                (&raw mut found).cast(),
-            )
-        };
-        // The first populated table may start below `start`.
-        (ret > 0).then(|| found.max(start))
-    }
-}
-
-/// What [`find_anon_pmd`] found: a referenced anonymous page and its address.
-struct FoundAnon {
-    addr: usize,
-    page: *mut bindings::page,
-    folio: *mut bindings::folio,
-}
-
 /// Takes a reference on the folio of `page` if it is an anonymous folio not in ZONE_DEVICE
-/// memory, and records it in `found`.
+/// memory, and adds it to `found`, which has room for it.
 ///
 /// # Safety
 ///
-/// `page` is mapped by a page table entry whose lock the caller holds.
-unsafe fn take_anon(page: *mut bindings::page, addr: usize, found: &mut FoundAnon) -> bool {
-    if page.is_null() {
+/// `page` is null or mapped at `addr` by a page table entry whose lock the caller holds.
+unsafe fn take_anon(page: *mut bindings::page, addr: usize, found: &mut KVec<(usize, PageRef)>) {
+    let Some(page) = NonNull::new(page) else {
+        return;
+    };
+    // SAFETY: `page` is mapped, so valid, and its folio stays mapped under the held lock.
+    let folio = unsafe { Folio::from_raw(bindings::page_folio(page.as_ptr())) };
+    if folio.is_zone_device() || !folio.test_anon() {
+        return;
+    }
+    // SAFETY: `page` is a page of `folio`.
+    let page = unsafe { PageRef::new(folio.into(), page) };
+    // Cannot fail: the walk stops once `found` is full.
+    let _ = found.push_within_capacity((addr, page));
+}
+
+/// Whether `found` has no room left.
+fn full(found: &KVec<(usize, PageRef)>) -> bool {
+    found.len() == found.capacity()
+}
+
+/// Looks through the entries for `[addr, end)` of the page table at `pmdp`, mapped and locked
+/// (`pte_offset_map_lock()`), for the first one on which `hit` (given its address and value)
+/// returns true; returns that. No page table there (nothing, or a huge page): false.
+///
+/// # Safety
+///
+/// `pmdp` is the PMD entry of `mm` that maps `[addr, end)`, from a walk under the mmap lock.
+unsafe fn find_pte(
+    mm: *mut bindings::mm_struct,
+    pmdp: *mut bindings::pmd_t,
+    mut addr: usize,
+    end: usize,
+    mut hit: impl FnMut(usize, Pte) -> bool,
+) -> bool {
+    let mut ptl = core::ptr::null_mut();
+    // SAFETY: `pmdp` is a PMD entry of `mm` and the mmap lock is held (safety requirement).
+    let start = unsafe { bindings::pte_offset_map_lock(mm, pmdp, addr, &mut ptl) };
+    if start.is_null() {
         return false;
     }
-    // SAFETY: `page` is mapped, so valid, and its folio stays mapped under the held lock.
-    unsafe {
-        let folio = bindings::page_folio(page);
-        if bindings::folio_test_zone_device(folio) || !bindings::folio_test_anon(folio) {
-            return false;
+    let mut ptep = start;
+    let mut found = false;
+    while addr < end {
+        // SAFETY: `ptep` is within the mapped, locked page table (`addr` below `end`, and
+        // `[addr, end)` within the PMD's span).
+        found = hit(addr, Pte::from_raw(unsafe { bindings::ptep_get(ptep) }));
+        if found {
+            break;
         }
-        bindings::folio_get(folio);
-        *found = FoundAnon { addr, page, folio };
+        // SAFETY: Still within the page table (see above).
+        ptep = unsafe { ptep.add(1) };
+        addr += crate::page::PAGE_SIZE;
     }
-    true
+    // SAFETY: Mapped and locked above.
+    unsafe { bindings::pte_unmap_unlock(start, ptl) };
+    found
 }
 
-/// `pmd_entry` of [`VmaRef::next_anon_page`]: looks through one page table (or one PMD-mapped
-/// huge page) for the first present anonymous page, as `ksm_next_page_pmd_entry()` does.
+/// `pmd_entry` of [`VmaRef::anon_pages`]: takes the present anonymous pages of one page table
+/// (or one PMD-mapped huge page), as `ksm_next_page_pmd_entry()` looks for them; stops the walk
+/// once `found` is full.
 ///
 /// # Safety
 ///
-/// Called by `walk_page_range_vma()` with `walk->private` pointing to a [`FoundAnon`].
+/// Called by `walk_page_range_vma()` with `walk->private` pointing to a `KVec<(usize, PageRef)>`.
 unsafe extern "C" fn find_anon_pmd(
     pmdp: *mut bindings::pmd_t,
     mut addr: usize,
@@ -238,7 +198,11 @@ unsafe extern "C" fn find_anon_pmd(
     // SAFETY: `walk` is the walk in progress; its VMA's mmap lock is held and `private` is ours.
     let (vma, mm, found) = unsafe {
         let w = &*walk;
-        (w.vma, w.mm, &mut *w.private.cast::<FoundAnon>())
+        (
+            w.vma,
+            w.mm,
+            &mut *w.private.cast::<KVec<(usize, PageRef)>>(),
+        )
     };
     // SAFETY: `pmdp` is a PMD entry of this walk, read without its lock as C does.
     let pmd = unsafe { bindings::pmdp_get_lockless(pmdp) };
@@ -249,75 +213,149 @@ unsafe extern "C" fn find_anon_pmd(
     // SAFETY: Pure computation on a value.
     if cfg!(CONFIG_TRANSPARENT_HUGEPAGE) && unsafe { bindings::pmd_leaf(pmd) } {
         // SAFETY: `pmdp` is valid; we take and drop its lock here.
-        unsafe {
-            let ptl = bindings::pmd_lock(mm, pmdp);
-            let pmd = bindings::pmdp_get(pmdp);
-            if bindings::pmd_present(pmd) == 0 {
-                bindings::spin_unlock(ptl);
-                return 0;
-            }
-            if bindings::pmd_leaf(pmd) {
-                let head = bindings::vm_normal_page_pmd(vma, addr, pmd);
-                let page = if head.is_null() {
-                    head
-                } else {
-                    head.add((addr & (PMD_SIZE - 1)) >> crate::page::PAGE_SHIFT)
-                };
-                let hit = take_anon(page, addr, found);
-                bindings::spin_unlock(ptl);
-                return hit.into();
-            }
-            // Split meanwhile: look at its page table.
-            bindings::spin_unlock(ptl);
+        let ptl = unsafe { bindings::pmd_lock(mm, pmdp) };
+        // SAFETY: Read under its lock.
+        let pmd = unsafe { bindings::pmdp_get(pmdp) };
+        // SAFETY: Pure computation on a value.
+        if unsafe { bindings::pmd_present(pmd) } == 0 {
+            // SAFETY: Locked above.
+            unsafe { bindings::spin_unlock(ptl) };
+            return 0;
         }
-    }
-    let mut ptl = core::ptr::null_mut();
-    // SAFETY: `pmdp` is a PMD entry of this walk; the mmap lock is held.
-    let start = unsafe { bindings::pte_offset_map_lock(mm, pmdp, addr, &mut ptl) };
-    if start.is_null() {
-        return 0;
-    }
-    let mut ptep = start;
-    let mut hit = false;
-    while addr < end {
-        // SAFETY: `ptep` is within the mapped, locked page table (`addr` below `end`, which
-        // the walk keeps within this PMD).
-        let pte = unsafe { bindings::ptep_get(ptep) };
-        // SAFETY: Pure computation on a value; `vm_normal_page` on a present entry of `vma`.
-        if unsafe { bindings::pte_present(pte) } != 0 {
-            // SAFETY: As above; the page table lock is held for `take_anon`.
-            hit = unsafe { take_anon(bindings::vm_normal_page(vma, addr, pte), addr, found) };
-            if hit {
-                break;
+        // SAFETY: Pure computation on a value.
+        if unsafe { bindings::pmd_leaf(pmd) } {
+            // SAFETY: A present huge PMD of `vma`, under its lock.
+            let head = unsafe { bindings::vm_normal_page_pmd(vma, addr, pmd) };
+            while !head.is_null() && addr < end && !full(found) {
+                // SAFETY: `addr` lies in the huge page, whose pages are contiguous and stay
+                // mapped under the lock.
+                unsafe {
+                    let page = head.add((addr & (PMD_SIZE - 1)) >> crate::page::PAGE_SHIFT);
+                    take_anon(page, addr, found);
+                }
+                addr += crate::page::PAGE_SIZE;
             }
+            // SAFETY: Locked above.
+            unsafe { bindings::spin_unlock(ptl) };
+            return full(found).into();
         }
-        // SAFETY: Still within the page table (see above).
-        ptep = unsafe { ptep.add(1) };
-        addr += crate::page::PAGE_SIZE;
+        // Split meanwhile: look at its page table.
+        // SAFETY: Locked above.
+        unsafe { bindings::spin_unlock(ptl) };
     }
-    // SAFETY: Maps and locks taken above.
-    unsafe { bindings::pte_unmap_unlock(start, ptl) };
-    hit.into()
+    // SAFETY: `pmdp` is the PMD entry of this walk for `[addr, end)`.
+    unsafe {
+        find_pte(mm, pmdp, addr, end, |addr, pte| {
+            if pte.present() {
+                // SAFETY: A present entry of `vma`, under the page table lock that `take_anon`
+                // needs.
+                take_anon(
+                    bindings::vm_normal_page(vma, addr, pte.into_raw()),
+                    addr,
+                    found,
+                );
+            }
+            full(found)
+        })
+    }
+    .into()
 }
 
-/// The walk of [`VmaRef::next_anon_page`], under the mmap read lock.
+/// The walk of [`VmaRef::anon_pages`], under the mmap read lock.
 static NEXT_ANON_OPS: bindings::mm_walk_ops = pmd_walk_ops(find_anon_pmd);
 
 impl VmaRef {
-    /// Finds the first present anonymous page (not the zero page, not ZONE_DEVICE memory) at or
-    /// above `addr` and below `end` (both within the VMA) and takes a reference on it: one walk
-    /// of the page tables, skipping unpopulated ones, as ksmd's scan does.
-    pub fn next_anon_page(&self, addr: usize, end: usize) -> Option<(usize, PageRef)> {
+    /// Takes references on the present anonymous pages (not the zero page, not ZONE_DEVICE
+    /// memory) at or above `addr` and below `end` (both within the VMA), in address order, until
+    /// `found` is full (its capacity): one walk of the page tables, skipping unpopulated ones, as
+    /// ksmd's scan does. Returns whether any was found.
+    pub fn anon_pages(&self, addr: usize, end: usize, found: &mut KVec<(usize, PageRef)>) -> bool {
+        let start = addr.max(self.start());
+        let end = end.min(self.end());
+        let before = found.len();
+        if start >= end || full(found) {
+            return false;
+        }
+        // SAFETY: The VMA is valid and its mmap lock held for reading at least (type invariant
+        // of `VmaRef`), as the read-locked walk requires; `found` outlives the walk.
+        unsafe {
+            bindings::walk_page_range_vma(
+                self.as_ptr(),
+                start,
+                end,
+                &NEXT_ANON_OPS,
+                ptr::from_mut(found).cast(),
+            )
+        };
+        found.len() > before
+    }
+}
+
+/// `pmd_entry` of [`VmaRef::next_ksm_page`]: looks through one page table for the first entry
+/// that maps a KSM page (or one under migration, which stays a KSM page) or is a zero page
+/// placed by KSM, as `break_ksm_pmd_entry()` does.
+///
+/// # Safety
+///
+/// Called by `walk_page_range_vma()` with `walk->private` pointing to a `usize`.
+unsafe extern "C" fn find_ksm_pmd(
+    pmdp: *mut bindings::pmd_t,
+    addr: usize,
+    end: usize,
+    walk: *mut bindings::mm_walk,
+) -> core::ffi::c_int {
+    if crate::current!().signal_pending() {
+        return -(bindings::ERESTARTSYS as core::ffi::c_int);
+    }
+    // SAFETY: `walk` is the walk in progress; its VMA's mmap lock is held and `private` is ours.
+    let (vma, mm, found) = unsafe {
+        let w = &*walk;
+        (w.vma, w.mm, &mut *w.private.cast::<usize>())
+    };
+    // SAFETY: `pmdp` is the PMD entry of this walk for `[addr, end)`. No table (or a huge
+    // page, which is never a KSM page): nothing here.
+    let hit = unsafe {
+        find_pte(mm, pmdp, addr, end, |addr, pte| {
+            let folio = if pte.present() {
+                // SAFETY: A present entry of `vma`, read under the page table lock.
+                bindings::vm_normal_folio(vma, addr, pte.into_raw())
+            } else if !pte.none() {
+                // SAFETY: Pure computation on values; the folio of a migration entry is locked
+                // by the migration and valid while the entry is in place (the page table lock).
+                let entry = bindings::softleaf_from_pte(pte.into_raw());
+                if bindings::softleaf_is_migration(entry) {
+                    bindings::softleaf_to_folio(entry)
+                } else {
+                    core::ptr::null_mut()
+                }
+            } else {
+                core::ptr::null_mut()
+            };
+            // SAFETY: A folio mapped here (or migrating from here) is valid under the lock.
+            let hit = (!folio.is_null() && bindings::folio_test_ksm(folio)) || pte.is_ksm_zero();
+            if hit {
+                *found = addr;
+            }
+            hit
+        })
+    };
+    hit.into()
+}
+
+/// The walk of [`VmaRef::next_ksm_page`], under the mmap read lock.
+static NEXT_KSM_OPS: bindings::mm_walk_ops = pmd_walk_ops(find_ksm_pmd);
+
+impl VmaRef {
+    /// Finds the first address at or above `addr` and below `end` (both within the VMA) that
+    /// maps a KSM page, a KSM page under migration or a zero page placed by KSM: one walk of the
+    /// page tables, skipping unpopulated ones. Fails with `ERESTARTSYS` if a signal is pending.
+    pub fn next_ksm_page(&self, addr: usize, end: usize) -> Result<Option<usize>> {
         let start = addr.max(self.start());
         let end = end.min(self.end());
         if start >= end {
-            return None;
+            return Ok(None);
         }
-        let mut found = FoundAnon {
-            addr: 0,
-            page: core::ptr::null_mut(),
-            folio: core::ptr::null_mut(),
-        };
+        let mut found = 0usize;
         // SAFETY: The VMA is valid and its mmap lock held for reading at least (type invariant
         // of `VmaRef`), as the read-locked walk requires; `found` outlives the walk.
         let ret = unsafe {
@@ -325,21 +363,14 @@ impl VmaRef {
                 self.as_ptr(),
                 start,
                 end,
-                &NEXT_ANON_OPS,
+                &NEXT_KSM_OPS,
                 (&raw mut found).cast(),
             )
         };
-        if ret <= 0 {
-            return None;
+        match ret {
+            0 => Ok(None),
+            r if r > 0 => Ok(Some(found)),
+            r => Err(Error::from_errno(r)),
         }
-        // SAFETY: On a hit the walk took a reference on `found.folio`, which we hand to the
-        // `ARef`; `found.page` is a page of it.
-        let page = unsafe {
-            PageRef::new(
-                ARef::from_raw(NonNull::new_unchecked(found.folio.cast::<Folio>())),
-                NonNull::new_unchecked(found.page),
-            )
-        };
-        Some((found.addr, page))
     }
 }
