@@ -62,7 +62,7 @@ type ItemRef = u64;
 /// Bits of an [`ItemRef`] for the page: user addresses have at most 57 bits.
 const REF_PAGE_BITS: u32 = 57 - PAGE_SHIFT as u32;
 /// Key of the stable tree: (tree, content hash, node id).
-type SKey = (u32, u64, u64);
+type SKey = (u32, Hash, u64);
 
 /// One mapping of a KSM page (the stable side of `struct ksm_rmap_item`).
 #[derive(Clone, Copy)]
@@ -121,28 +121,37 @@ pub(crate) fn folio_stable_node(folio: &Folio) -> *const StableNode {
     (word & !(bindings::FOLIO_MAPPING_FLAGS as usize)) as *const StableNode
 }
 
-/// A tracked page (`struct ksm_rmap_item`).
+/// A page's content hash: 32 bits of `xxh64`, as `calc_checksum()` keeps.
+type Hash = u32;
+
+/// A tracked page (`struct ksm_rmap_item`): 16 bytes.
 #[derive(Clone, Copy)]
 pub(crate) struct Item {
-    /// The content hash at the last scan.
-    hash: u64,
     /// When merged, the stable node's address; in the unstable table of the current scan, the
     /// next item of its bucket (an [`ItemRef`] + 1, 0 at the end); else 0. See
     /// [`Item::node`].
     link: usize,
-    /// The unstable tree the item is in, when `unstable`.
-    nid: u16,
-    /// The scan that put the item in the unstable tree.
-    seq: u8,
-    /// The item is counted in `pages_unshared` (in the unstable tree of scan `seq`).
-    unstable: bool,
-    /// `hash` is valid.
-    hashed: bool,
-    /// Scans without merging (smart scan).
-    age: u8,
-    /// Scans still to skip (smart scan).
-    skips: u8,
+    /// The content hash at the last scan, when `hashed`.
+    hash: Hash,
+    /// The small fields, see the `ITEM_*` masks.
+    bits: u32,
 }
+
+/// [`Item::bits`]: the unstable tree the item is in, when `unstable` (a NUMA node).
+const ITEM_NID: (u32, u32) = (0, 10);
+/// [`Item::bits`]: the scan that put the item in the unstable tree (`seqnr`).
+const ITEM_SEQ: (u32, u32) = (10, 8);
+/// [`Item::bits`]: the item is counted in `pages_unshared` (in the unstable tree of `seq`).
+const ITEM_UNSTABLE: (u32, u32) = (18, 1);
+/// [`Item::bits`]: `hash` is valid.
+const ITEM_HASHED: (u32, u32) = (19, 1);
+/// [`Item::bits`]: scans without merging (smart scan), saturating.
+const ITEM_AGE: (u32, u32) = (20, 8);
+/// [`Item::bits`]: scans still to skip (smart scan; at most 8).
+const ITEM_SKIPS: (u32, u32) = (28, 4);
+
+// The node number fits in its field.
+const _: () = assert!(bindings::MAX_NUMNODES <= 1 << ITEM_NID.1);
 
 /// The bytes of metadata per tracked page, for `general_profit` and `ksm_process_profit`: the
 /// item, packed with its neighbours (see [`crate::items`]; a dense region adds less than a byte
@@ -150,9 +159,72 @@ pub(crate) struct Item {
 pub(crate) const ITEM_BYTES: usize = core::mem::size_of::<Item>();
 
 impl Item {
+    fn get(&self, (shift, width): (u32, u32)) -> u32 {
+        (self.bits >> shift) & ((1 << width) - 1)
+    }
+
+    fn set(&mut self, (shift, width): (u32, u32), v: u32) {
+        let mask = ((1 << width) - 1) << shift;
+        self.bits = (self.bits & !mask) | ((v << shift) & mask);
+    }
+
+    /// The unstable tree the item is in, when [`Item::unstable`].
+    fn nid(&self) -> u32 {
+        self.get(ITEM_NID)
+    }
+
+    fn set_nid(&mut self, nid: u32) {
+        self.set(ITEM_NID, nid);
+    }
+
+    /// The scan (modulo 256) that put the item in the unstable tree.
+    fn seq(&self) -> u8 {
+        self.get(ITEM_SEQ) as u8
+    }
+
+    fn set_seq(&mut self, seq: u8) {
+        self.set(ITEM_SEQ, u32::from(seq));
+    }
+
+    /// Whether the item is counted in `pages_unshared`.
+    fn unstable(&self) -> bool {
+        self.get(ITEM_UNSTABLE) != 0
+    }
+
+    fn set_unstable(&mut self, on: bool) {
+        self.set(ITEM_UNSTABLE, u32::from(on));
+    }
+
+    /// Whether [`Item::hash`] is valid.
+    fn hashed(&self) -> bool {
+        self.get(ITEM_HASHED) != 0
+    }
+
+    fn set_hashed(&mut self, on: bool) {
+        self.set(ITEM_HASHED, u32::from(on));
+    }
+
+    /// Scans without merging (smart scan).
+    fn age(&self) -> u8 {
+        self.get(ITEM_AGE) as u8
+    }
+
+    fn set_age(&mut self, age: u8) {
+        self.set(ITEM_AGE, u32::from(age));
+    }
+
+    /// Scans still to skip (smart scan).
+    fn skips(&self) -> u8 {
+        self.get(ITEM_SKIPS) as u8
+    }
+
+    fn set_skips(&mut self, skips: u8) {
+        self.set(ITEM_SKIPS, u32::from(skips));
+    }
+
     /// The stable node when merged, else null.
     fn node(&self) -> *const StableNode {
-        if self.unstable {
+        if self.unstable() {
             ptr::null()
         } else {
             self.link as *const StableNode
@@ -161,20 +233,15 @@ impl Item {
 
     /// Sets the stable node (null: not merged); the item is not in the unstable table.
     fn set_node(&mut self, node: *const StableNode) {
-        self.unstable = false;
+        self.set_unstable(false);
         self.link = node as usize;
     }
 
     const fn new() -> Self {
         Self {
-            hash: 0,
             link: 0,
-            nid: 0,
-            seq: 0,
-            unstable: false,
-            hashed: false,
-            age: 0,
-            skips: 0,
+            hash: 0,
+            bits: 0,
         }
     }
 }
@@ -211,11 +278,12 @@ pub(crate) struct Engine {
     unstable: KVVec<ItemRef>,
     /// The number of items in the unstable table.
     unstable_len: usize,
-    stable: RBTree<SKey, KBox<StableNode>>,
+    /// The stable tree; a node lives in its tree entry, which does not move while in the tree.
+    stable: RBTree<SKey, StableNode>,
     /// The full scan count, modulo 256 (`ksm_scan.seqnr`).
     seq: u8,
     next_id: u64,
-    zero_hash: u64,
+    zero_hash: Hash,
 }
 
 // SAFETY: The raw pointers are to mm_structs, anon_vmas and stable nodes, used under the
@@ -226,12 +294,12 @@ unsafe impl Send for Engine {}
 static ZEROES: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
 
 /// The content hash of a page.
-fn hash_bytes(bytes: &[u8]) -> u64 {
+fn hash_bytes(bytes: &[u8]) -> Hash {
     // SAFETY: `bytes` is valid for its length.
-    unsafe { bindings::xxh64(bytes.as_ptr().cast(), bytes.len(), 0) }
+    unsafe { bindings::xxh64(bytes.as_ptr().cast(), bytes.len(), 0) as Hash }
 }
 
-fn hash_page(page: &PageRef) -> u64 {
+fn hash_page(page: &PageRef) -> Hash {
     page.with_bytes(hash_bytes)
 }
 
@@ -241,9 +309,9 @@ fn identical(a: &PageRef, b: &Folio) -> bool {
 }
 
 /// The unstable table's bucket for `(tree, hash)`, of `buckets` (a power of two).
-fn bucket_of(tree: u32, hash: u64, buckets: usize) -> usize {
-    // `hash` is an xxh64: its low bits are as good as any.
-    (hash ^ u64::from(tree).wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize & (buckets - 1)
+fn bucket_of(tree: u32, hash: Hash, buckets: usize) -> usize {
+    // `hash` is from an xxh64: its low bits are as good as any.
+    (u64::from(hash) ^ u64::from(tree).wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize & (buckets - 1)
 }
 
 /// The tree a page of node `nid` goes to.
@@ -710,8 +778,10 @@ impl Engine {
 
     /// Links item `r`, of unstable tree `tree` and hash `hash`, into the unstable table; false
     /// if the table cannot grow for it.
-    fn unstable_link(&mut self, r: ItemRef, tree: u32, hash: u64) -> bool {
-        if self.unstable_len >= self.unstable.len() && !self.unstable_grow() {
+    fn unstable_link(&mut self, r: ItemRef, tree: u32, hash: Hash) -> bool {
+        // Chains of two on average at most: a bucket head costs 8 bytes, an item in a chain
+        // one lookup in its chunk.
+        if self.unstable_len >= 2 * self.unstable.len() && !self.unstable_grow() {
             return false;
         }
         let b = bucket_of(tree, hash, self.unstable.len());
@@ -739,7 +809,7 @@ impl Engine {
                     break;
                 };
                 cur = it.link as u64;
-                let b = bucket_of(u32::from(it.nid), it.hash, n);
+                let b = bucket_of(it.nid(), it.hash, n);
                 it.link = table[b] as usize;
                 table[b] = r + 1;
             }
@@ -749,7 +819,7 @@ impl Engine {
     }
 
     /// Unlinks item `r`, of unstable tree `tree` and hash `hash`, from the unstable table.
-    fn unstable_unlink(&mut self, r: ItemRef, tree: u32, hash: u64) {
+    fn unstable_unlink(&mut self, r: ItemRef, tree: u32, hash: Hash) {
         if self.unstable.is_empty() {
             return;
         }
@@ -914,10 +984,10 @@ impl Engine {
             }
             // SAFETY: The mapping held this reference.
             unsafe { bindings::put_anon_vma(m.anon_vma) };
-        } else if item.unstable {
-            if item.seq == self.seq {
+        } else if item.unstable() {
+            if item.seq() == self.seq {
                 if let Some(r) = self.item_ref(mmk, addr) {
-                    self.unstable_unlink(r, u32::from(item.nid), item.hash);
+                    self.unstable_unlink(r, item.nid(), item.hash);
                 }
             }
             counter_dec(&COUNTERS.pages_unshared);
@@ -928,7 +998,7 @@ impl Engine {
     }
 
     /// Counts the stable nodes of equal key prefix (a chain when more than one).
-    fn group_len(&self, tree: u32, hash: u64) -> usize {
+    fn group_len(&self, tree: u32, hash: Hash) -> usize {
         let mut n = 0;
         let mut key = (tree, hash, 0);
         while let Some(k) = next_in_group(&self.stable, &key, |k| k.0 == tree && k.1 == hash) {
@@ -941,10 +1011,13 @@ impl Engine {
     /// Removes a stale stable node (its folio is gone) and resets the items that pointed to it
     /// (`remove_node_from_stable_tree`).
     fn remove_node(&mut self, key: SKey) {
+        // The address the items point to: the node's in the tree, before it moves out.
+        let Some(p) = self.stable.get(&key).map(ptr::from_ref::<StableNode>) else {
+            return;
+        };
         let Some(node) = self.stable.remove(&key) else {
             return;
         };
-        let p = ptr::from_ref::<StableNode>(&node);
         // SAFETY: The node is out of the tree and no folio points to it any more.
         let maps = unsafe { node.maps() };
         for (i, m) in maps.iter().enumerate() {
@@ -968,7 +1041,7 @@ impl Engine {
         drop(node);
     }
 
-    fn chain_changed(&self, tree: u32, hash: u64, added: bool) {
+    fn chain_changed(&self, tree: u32, hash: Hash, added: bool) {
         let (chains, dups) = chain_delta(self.group_len(tree, hash), added);
         COUNTERS
             .stable_node_chains
@@ -980,13 +1053,14 @@ impl Engine {
     fn stable_insert(
         &mut self,
         kfolio: &FolioLockGuard<'_>,
-        hash: u64,
+        hash: Hash,
     ) -> Option<*const StableNode> {
         let tree = tree_of(kfolio.nid());
         // Ids count down, so that a group is visited newest first.
         let key = (tree, hash, (u64::MAX >> 1) - self.next_id);
         let maps = KVec::with_capacity(2, GFP_KERNEL).ok()?;
-        let node = KBox::new(
+        let entry = RBTreeNode::new(
+            key,
             StableNode {
                 kpfn: Atomic::new(kfolio.pfn()),
                 key,
@@ -996,13 +1070,14 @@ impl Engine {
             GFP_KERNEL,
         )
         .ok()?;
-        let reservation = RBTreeNodeReservation::new(GFP_KERNEL).ok()?;
         self.next_id += 1;
-        let p = ptr::from_ref::<StableNode>(&node);
+        self.stable.insert(entry);
+        let node = self.stable.get(&key)?;
+        let p = ptr::from_ref::<StableNode>(node);
         // SAFETY: The folio is locked, anonymous and write-protected everywhere: it becomes a
-        // KSM folio pointing to its stable node, which lives until the folio no longer does.
+        // KSM folio pointing to its stable node, which stays where it is in the tree until the
+        // folio no longer points to it.
         unsafe { kfolio.set_mapping_word(node.mapping_word()) };
-        self.stable.insert(reservation.into_node(key, node));
         self.chain_changed(tree, hash, true);
         Some(p)
     }
@@ -1051,7 +1126,7 @@ impl Engine {
     fn stable_search(
         &mut self,
         page: &PageRef,
-        hash: u64,
+        hash: Hash,
         bypass: bool,
     ) -> Option<(ARef<Folio>, *const StableNode)> {
         let folio = page.folio();
@@ -1100,7 +1175,7 @@ impl Engine {
         mmk: usize,
         addr: usize,
         page: &PageRef,
-        hash: u64,
+        hash: Hash,
     ) -> Option<(usize, usize, PageRef)> {
         let nid = page.folio().nid();
         let tree = tree_of(nid);
@@ -1116,11 +1191,11 @@ impl Engine {
                 break;
             };
             // Only items of this scan are linked (see `Item::link`).
-            if !it.unstable || it.seq != seq {
+            if !it.unstable() || it.seq() != seq {
                 break;
             }
             cur = it.link as u64;
-            if u32::from(it.nid) != tree || it.hash != hash {
+            if it.nid() != tree || it.hash != hash {
                 continue;
             }
             let Some((tmmk, taddr)) = self.ref_addr(r) else {
@@ -1145,9 +1220,9 @@ impl Engine {
         }
         let r = self.item_ref(mmk, addr)?;
         let it = self.item_mut(mmk, addr)?;
-        it.unstable = true;
-        it.seq = seq;
-        it.nid = tree as u16;
+        it.set_unstable(true);
+        it.set_seq(seq);
+        it.set_nid(tree);
         it.hash = hash;
         if !self.unstable_link(r, tree, hash) {
             if let Some(it) = self.item_mut(mmk, addr) {
@@ -1163,7 +1238,7 @@ impl Engine {
     /// `i` for `addr + i * PAGE_SIZE`, `0 < i < max`): those whose item is not merged and whose
     /// contents hashed to `hash` at their last scan. A page that has those contents now is then a
     /// page whose checksum held still between two scans, which is what C asks before merging.
-    fn run_candidates(&mut self, mmk: usize, addr: usize, hash: u64, max: usize) -> u64 {
+    fn run_candidates(&mut self, mmk: usize, addr: usize, hash: Hash, max: usize) -> u64 {
         let mut more = 0u64;
         let Some(m) = self.mms.get_mut(&mmk) else {
             return 0;
@@ -1172,7 +1247,7 @@ impl Engine {
             let Some(it) = m.items.get_mut((addr >> PAGE_SHIFT) + i) else {
                 break;
             };
-            if !it.hashed || it.hash != hash || !it.node().is_null() {
+            if !it.hashed() || it.hash != hash || !it.node().is_null() {
                 break;
             }
             more |= 1 << i;
@@ -1245,18 +1320,18 @@ impl Engine {
         let Some(it) = self.item_mut(mmk, addr) else {
             return false;
         };
-        let age = it.age;
+        let age = it.age();
         if age != u8::MAX {
-            it.age += 1;
+            it.set_age(age + 1);
         }
         if age < 3 {
             return false;
         }
-        if it.skips == 0 {
-            it.skips = skip_age(age);
+        if it.skips() == 0 {
+            it.set_skips(skip_age(age));
             return false;
         }
-        it.skips -= 1;
+        it.set_skips(it.skips() - 1);
         counter_inc(&COUNTERS.pages_skipped);
         self.remove_from_tree(mmk, addr);
         true
@@ -1294,9 +1369,9 @@ impl Engine {
             let Some(it) = self.item_mut(mmk, addr) else {
                 return;
             };
-            let changed = !it.hashed || it.hash != h;
+            let changed = !it.hashed() || it.hash != h;
             it.hash = h;
-            it.hashed = true;
+            it.set_hashed(true);
             // A page whose contents changed since the last scan is volatile: not a candidate.
             if changed {
                 return;
@@ -1750,7 +1825,7 @@ mod tests {
     }
 
     /// Fills `e` with `mms` address spaces of `pages` items each, all of hash `hash`.
-    fn fill(e: &mut Engine, mms: usize, pages: usize, hash: u64) -> Result {
+    fn fill(e: &mut Engine, mms: usize, pages: usize, hash: Hash) -> Result {
         for m in 1..=mms {
             // Keys are only compared and looked up here: any distinct value will do.
             let mmk = m << 12;
@@ -1777,13 +1852,13 @@ mod tests {
     }
 
     /// The items of the unstable table with `(tree, hash)`, as (mm key, address).
-    fn linked(e: &mut Engine, tree: u32, hash: u64) -> Result<KVec<(usize, usize)>> {
+    fn linked(e: &mut Engine, tree: u32, hash: Hash) -> Result<KVec<(usize, usize)>> {
         let mut out = KVec::new();
         let mut cur = e.unstable[bucket_of(tree, hash, e.unstable.len())];
         while cur != 0 {
             let it = Engine::item_at(&mut e.mms, &e.ids, cur - 1).ok_or(EINVAL)?;
             let link = it.link as u64;
-            if u32::from(it.nid) == tree && it.hash == hash {
+            if it.nid() == tree && it.hash == hash {
                 out.push(e.ref_addr(cur - 1).ok_or(EINVAL)?, GFP_KERNEL)?;
             }
             cur = link;
@@ -1795,26 +1870,26 @@ mod tests {
     fn unstable_table_links_through_items() -> Result {
         let mut e = Engine::new();
         e.start_scan();
-        // 3 mms x 700 pages: more than the first 512 buckets, so the table grows.
+        // 3 mms x 700 pages: more than twice the first 512 buckets, so the table grows.
         fill(&mut e, 3, 700, 0)?;
         for m in 1..=3usize {
             for p in 0..700usize {
                 let (mmk, addr) = (m << 12, p << PAGE_SHIFT);
                 // Two hashes, two trees.
-                let hash = (p % 2) as u64 + 1;
+                let hash = (p % 2) as Hash + 1;
                 let tree = (p % 3 == 0) as u32;
                 let r = e.item_ref(mmk, addr).ok_or(EINVAL)?;
                 let seq = e.seq;
                 let it = e.item_mut(mmk, addr).ok_or(EINVAL)?;
-                it.unstable = true;
-                it.seq = seq;
-                it.nid = tree as u16;
+                it.set_unstable(true);
+                it.set_seq(seq);
+                it.set_nid(tree);
                 it.hash = hash;
                 assert!(e.unstable_link(r, tree, hash));
             }
         }
         assert_eq!(e.unstable_len, 2100);
-        assert!(e.unstable.len() >= 2100 && e.unstable.len().is_power_of_two());
+        assert!(2 * e.unstable.len() >= 2100 && e.unstable.len().is_power_of_two());
         // Every item is found under its own key, and only there.
         let mut total = 0;
         for (tree, hash) in [(0, 1), (0, 2), (1, 1), (1, 2)] {
@@ -1822,7 +1897,7 @@ mod tests {
             for &(mmk, addr) in l.iter() {
                 let p = addr >> PAGE_SHIFT;
                 assert!((1..=3).contains(&(mmk >> 12)));
-                assert_eq!((p % 2) as u64 + 1, hash);
+                assert_eq!((p % 2) as Hash + 1, hash);
                 assert_eq!((p % 3 == 0) as u32, tree);
             }
             total += l.len();
@@ -1866,10 +1941,43 @@ mod tests {
     }
 
     #[test]
+    fn item_fields_keep_their_values() {
+        let mut it = Item::new();
+        it.set_nid(bindings::MAX_NUMNODES - 1);
+        it.set_seq(u8::MAX);
+        it.set_age(u8::MAX);
+        it.set_skips(skip_age(u8::MAX));
+        it.set_hashed(true);
+        assert!(!it.unstable());
+        it.set_unstable(true);
+        assert_eq!(it.nid(), bindings::MAX_NUMNODES - 1);
+        assert_eq!((it.seq(), it.age(), it.skips()), (u8::MAX, u8::MAX, 8));
+        assert!(it.hashed() && it.unstable());
+        // Each field changes alone.
+        it.set_seq(0);
+        it.set_nid(0);
+        assert_eq!(
+            (it.nid(), it.seq(), it.age(), it.skips()),
+            (0, 0, u8::MAX, 8)
+        );
+        assert!(it.hashed() && it.unstable());
+        it.set_skips(0);
+        it.set_age(3);
+        assert_eq!((it.age(), it.skips()), (3, 0));
+        assert!(it.hashed() && it.unstable());
+        // An unstable item has no stable node, whatever its link.
+        it.link = 0x1230;
+        assert!(it.node().is_null());
+        it.set_node(ptr::null());
+        assert!(!it.unstable() && it.hashed());
+    }
+
+    #[test]
     fn metadata_per_tracked_page() {
-        // C's ksm_rmap_item is 64 bytes, its tree node included; ours is 24, and an entry of the
-        // unstable table costs its bucket, 8 bytes (16 at most, as the table doubles).
-        assert_eq!(core::mem::size_of::<Item>(), 24);
-        assert_eq!(ITEM_BYTES, 24);
+        // C's ksm_rmap_item is 64 bytes, its tree node included; ours is 16 (512 of them fill
+        // a chunk of 8 KiB), and an entry of the unstable table costs half a bucket head, 4 bytes
+        // (8 at most, as the table doubles).
+        assert_eq!(core::mem::size_of::<Item>(), 16);
+        assert_eq!(ITEM_BYTES, 16);
     }
 }
