@@ -916,10 +916,7 @@ impl Engine {
         }
         // First out of the trees, one by one ...
         let mut from = ps;
-        loop {
-            let Some(page) = self.mms.get(&mmk).and_then(|m| m.items.first_in(from, pe)) else {
-                break;
-            };
+        while let Some(page) = self.mms.get(&mmk).and_then(|m| m.items.first_in(from, pe)) {
             self.remove_from_tree(mmk, page << PAGE_SHIFT);
             from = page + 1;
             kernel::task::cond_resched();
@@ -1877,7 +1874,7 @@ mod tests {
                 let (mmk, addr) = (m << 12, p << PAGE_SHIFT);
                 // Two hashes, two trees.
                 let hash = (p % 2) as Hash + 1;
-                let tree = (p % 3 == 0) as u32;
+                let tree = u32::from(p % 3 == 0);
                 let r = e.item_ref(mmk, addr).ok_or(EINVAL)?;
                 let seq = e.seq;
                 let it = e.item_mut(mmk, addr).ok_or(EINVAL)?;
@@ -1898,7 +1895,7 @@ mod tests {
                 let p = addr >> PAGE_SHIFT;
                 assert!((1..=3).contains(&(mmk >> 12)));
                 assert_eq!((p % 2) as Hash + 1, hash);
-                assert_eq!((p % 3 == 0) as u32, tree);
+                assert_eq!(u32::from(p % 3 == 0), tree);
             }
             total += l.len();
         }

@@ -1082,17 +1082,18 @@ static void *run_writer(void *unused)
 
 			if (!run_written(i))
 				continue;
-			((volatile char *)run_area)[i * page_size + off] =
-				pattern[off] ^ v;
+			/* Each write and read must reach memory, in order. */
+			__atomic_store_n(&run_area[i * page_size + off],
+					 pattern[off] ^ v, __ATOMIC_SEQ_CST);
 			run_model[i].poke_val = pattern[off] ^ v;
 		}
 		for (i = 0; i < RUN_PAGES; i++) {
 			int off = run_model[i].poke_off;
 
 			if (run_written(i))
-				run_writer_lost += ((volatile unsigned char *)
-					run_area)[i * page_size + off] !=
-					(unsigned char)(pattern[off] ^ v);
+				run_writer_lost += __atomic_load_n(
+					&run_area[i * page_size + off],
+					__ATOMIC_SEQ_CST) != (char)(pattern[off] ^ v);
 		}
 	}
 	free(pattern);
