@@ -43,7 +43,7 @@ use kernel::{
     mm::{
         folio::{Folio, FolioLockGuard, PageRef},
         pgwalk::PMD_SIZE,
-        pte::{self, FolioPte, MmuInvalidation, Pte, PteTable},
+        pte::{self, MmuInvalidation, Pte, PteTable},
         virt::{flags as vma_flags, VmaRef},
         Mm, MmWithUser, MmWithUserAsync, MmapReadGuard,
     },
@@ -308,6 +308,12 @@ fn identical(a: &PageRef, b: &Folio) -> bool {
     a.with_bytes(|x| b.with_page_bytes(0, |y| x == y))
 }
 
+/// The mm key and the page an [`ItemRef`] names, given the mm keys by id.
+fn resolve(ids: &[usize], r: ItemRef) -> Option<(usize, usize)> {
+    let mmk = *ids.get((r >> REF_PAGE_BITS) as usize)?;
+    Some((mmk, (r & ((1 << REF_PAGE_BITS) - 1)) as usize))
+}
+
 /// The unstable table's bucket for `(tree, hash)`, of `buckets` (a power of two).
 fn bucket_of(tree: u32, hash: Hash, buckets: usize) -> usize {
     // `hash` is from an xxh64: its low bits are as good as any.
@@ -432,39 +438,53 @@ fn mergeable_vma<'a>(guard: &'a MmapReadGuard<'_>, addr: usize) -> Option<&'a Vm
     (vma.flags() & vma_flags::MERGEABLE != 0 && vma.has_anon_vma()).then_some(vma)
 }
 
-/// Write-protects the page table entry that maps `page` in `vma`, so that its contents cannot
-/// change, and returns it (`write_protect_page`). Fails if the page may be pinned (O_DIRECT,
-/// GUP) or is not mapped there any more.
-fn write_protect_page(vma: &VmaRef, folio: &FolioLockGuard<'_>, page: &PageRef) -> Result<Pte> {
-    if folio.test_large() {
-        return Err(EFAULT);
+/// Refuses a large folio: splits it if its lock is free, and fails. Its pages merge on a later
+/// scan.
+fn split_large(folio: &Folio) -> Result {
+    if !folio.test_large() {
+        return Ok(());
     }
-    let addr = pte::address_in_vma(folio, 0, vma).ok_or(EFAULT)?;
+    if let Some(g) = folio.try_lock() {
+        let _ = g.split();
+    }
+    Err(EFAULT)
+}
+
+/// Write-protects the page table entry that maps `page` at `addr` of `vma`, so that its
+/// contents cannot change (`write_protect_page`). Fails if the page may be pinned (O_DIRECT,
+/// GUP) or is not mapped there any more.
+fn write_protect_page(
+    vma: &VmaRef,
+    addr: usize,
+    folio: &FolioLockGuard<'_>,
+    page: &PageRef,
+) -> Result {
     let mm = vma.mm();
     let _inv = MmuInvalidation::start(mm, addr, addr + PAGE_SIZE);
-    let mut ptep = FolioPte::find(folio, vma, addr).ok_or(EFAULT)?;
-    let mut entry = ptep.get();
-    if !entry.present() {
+    let mut t = PteTable::lock(vma, addr, addr + PAGE_SIZE).ok_or(EFAULT)?;
+    let mut entry = t.get(0);
+    if !entry.present() || entry.pfn() != page.pfn() {
         return Err(EFAULT);
     }
     let anon_exclusive = page.anon_exclusive();
     if entry.write() || entry.dirty() || anon_exclusive || pte::tlb_flush_pending(mm) {
         let swapped = i32::from(folio.test_swapcache());
-        ptep.flush_cache(folio.pfn());
+        t.flush_cache(0, 1);
         // Clear the entry and flush the TLB before looking at the reference count, so that no
         // GUP-fast or O_DIRECT can start after the check. No MMU notifier beyond the range
         // above: the entry is only downgraded to read-only.
-        // SAFETY: An entry is put back on every path below.
-        entry = unsafe { ptep.clear_flush() };
+        // SAFETY: The TLB is flushed right below and an entry is put back on every path.
+        entry = unsafe { t.get_and_clear(0) };
+        t.flush_tlb(0, 1);
         if folio.mapcount() + 1 + swapped != folio.ref_count() {
             // SAFETY: Restores the entry just cleared.
-            unsafe { ptep.set(entry) };
+            unsafe { t.set(0, entry) };
             return Err(EFAULT);
         }
         // SAFETY: The folio is locked and the entry cleared and flushed.
         if anon_exclusive && !unsafe { page.try_share_anon_rmap() } {
             // SAFETY: Restores the entry just cleared.
-            unsafe { ptep.set(entry) };
+            unsafe { t.set(0, entry) };
             return Err(EFAULT);
         }
         if entry.dirty() {
@@ -475,9 +495,9 @@ fn write_protect_page(vma: &VmaRef, folio: &FolioLockGuard<'_>, page: &PageRef) 
             entry = entry.wrprotect();
         }
         // SAFETY: The same page, read-only and clean: a downgrade of the entry cleared above.
-        unsafe { ptep.set(entry) };
+        unsafe { t.set(0, entry) };
     }
-    Ok(entry)
+    Ok(())
 }
 
 /// The most pages [`merge_run`] replaces under one TLB flush.
@@ -526,13 +546,7 @@ fn merge_run(
     if !folio.test_anon() {
         return Err(EFAULT);
     }
-    if folio.test_large() {
-        // Split the large folio; its pages are merged on a later scan.
-        if let Some(g) = folio.try_lock() {
-            let _ = g.split();
-        }
-        return Err(EFAULT);
-    }
+    split_large(folio)?;
     let max = max.clamp(1, MERGE_BATCH);
     let same_node = MERGE_ACROSS_NODES.load(Relaxed) == 0;
     let table_end = (addr | (PMD_SIZE - 1)).saturating_add(1);
@@ -662,20 +676,16 @@ fn merge_run(
     Ok(())
 }
 
-/// Makes `page`, mapped at its address in `vma`, a KSM folio of its own that has no stable node
-/// yet (`try_to_merge_one_page` with no `kpage`): write-protects it everywhere it is mapped.
-fn make_ksm_page(vma: &VmaRef, page: &PageRef) -> Result {
+/// Makes `page`, mapped at `addr` of `vma`, a KSM folio of its own that has no stable node yet
+/// (`try_to_merge_one_page` with no `kpage`): write-protects it everywhere it is mapped.
+fn make_ksm_page(vma: &VmaRef, addr: usize, page: &PageRef) -> Result {
     if !page.folio().test_anon() {
         return Err(EFAULT);
     }
+    split_large(page.folio())?;
     // Try-lock: better to scan on and come back than to wait here.
     let folio = page.folio().try_lock().ok_or(EFAULT)?;
-    if folio.test_large() {
-        // Split the large folio; the single pages are merged on a later scan.
-        let _ = folio.split();
-        return Err(EFAULT);
-    }
-    write_protect_page(vma, &folio, page)?;
+    write_protect_page(vma, addr, &folio, page)?;
     // While we hold the folio lock, make it a KSM folio with no stable node yet:
     // `Engine::stable_insert()` sets the node.
     // SAFETY: The folio is locked and is anonymous, write-protected and not exclusive.
@@ -755,10 +765,8 @@ impl Engine {
         ids: &[usize],
         r: ItemRef,
     ) -> Option<&'a mut Item> {
-        let mmk = *ids.get((r >> REF_PAGE_BITS) as usize)?;
-        mms.get_mut(&mmk)?
-            .items
-            .get_mut((r & ((1 << REF_PAGE_BITS) - 1)) as usize)
+        let (mmk, page) = resolve(ids, r)?;
+        mms.get_mut(&mmk)?.items.get_mut(page)
     }
 
     /// The [`ItemRef`] of the page at `addr` of `mmk`.
@@ -769,11 +777,7 @@ impl Engine {
 
     /// The mm key and address an [`ItemRef`] names.
     fn ref_addr(&self, r: ItemRef) -> Option<(usize, usize)> {
-        let mmk = *self.ids.get((r >> REF_PAGE_BITS) as usize)?;
-        Some((
-            mmk,
-            ((r & ((1 << REF_PAGE_BITS) - 1)) as usize) << PAGE_SHIFT,
-        ))
+        resolve(&self.ids, r).map(|(mmk, page)| (mmk, page << PAGE_SHIFT))
     }
 
     /// Links item `r`, of unstable tree `tree` and hash `hash`, into the unstable table; false
@@ -1275,7 +1279,8 @@ impl Engine {
         };
         match target {
             Target::NewKsm => {
-                if merged.reserve(1, GFP_KERNEL).is_err() || make_ksm_page(vma, page).is_err() {
+                if merged.reserve(1, GFP_KERNEL).is_err() || make_ksm_page(vma, addr, page).is_err()
+                {
                     return (merged, ptr::null_mut());
                 }
                 // Cannot fail: room reserved above.

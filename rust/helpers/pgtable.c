@@ -34,11 +34,6 @@ __rust_helper int rust_helper_pte_dirty(pte_t pte)
 	return pte_dirty(pte);
 }
 
-__rust_helper int rust_helper_pte_same(pte_t a, pte_t b)
-{
-	return pte_same(a, b);
-}
-
 __rust_helper unsigned long rust_helper_pte_pfn(pte_t pte)
 {
 	return pte_pfn(pte);
@@ -81,20 +76,6 @@ __rust_helper void rust_helper_set_pte_at(struct mm_struct *mm,
 	set_pte_at(mm, addr, ptep, pte);
 }
 
-__rust_helper pte_t rust_helper_ptep_clear_flush(struct vm_area_struct *vma,
-						 unsigned long addr,
-						 pte_t *ptep)
-{
-	return ptep_clear_flush(vma, addr, ptep);
-}
-
-__rust_helper void rust_helper_flush_cache_page(struct vm_area_struct *vma,
-						unsigned long addr,
-						unsigned long pfn)
-{
-	flush_cache_page(vma, addr, pfn);
-}
-
 __rust_helper bool rust_helper_mm_tlb_flush_pending(const struct mm_struct *mm)
 {
 	return mm_tlb_flush_pending(mm);
@@ -113,22 +94,6 @@ __rust_helper struct page *rust_helper_zero_page(unsigned long addr)
 __rust_helper void rust_helper_dec_mm_counter(struct mm_struct *mm, int member)
 {
 	dec_mm_counter(mm, member);
-}
-
-__rust_helper void
-rust_helper_page_vma_mapped_walk_done(struct page_vma_mapped_walk *pvmw)
-{
-	page_vma_mapped_walk_done(pvmw);
-}
-
-__rust_helper unsigned long rust_helper_folio_pgoff(const struct folio *folio)
-{
-	return folio_pgoff(folio);
-}
-
-__rust_helper unsigned long rust_helper_folio_nr_pages(const struct folio *folio)
-{
-	return folio_nr_pages(folio);
 }
 
 __rust_helper bool rust_helper_PageAnonExclusive(const struct page *page)

@@ -313,13 +313,23 @@ pub struct PageRef {
 unsafe impl Send for PageRef {}
 
 impl PageRef {
-    /// Creates a page reference.
+    /// Takes a reference on the folio of `page` if it is anonymous memory, not in ZONE_DEVICE
+    /// (the pages ksmd looks at); `None` for other pages.
     ///
     /// # Safety
     ///
-    /// `page` is a page of `folio`.
-    pub unsafe fn new(folio: ARef<Folio>, page: NonNull<bindings::page>) -> Self {
-        Self { folio, page }
+    /// `page` is mapped by a page table entry whose lock the caller holds.
+    pub unsafe fn mapped_anon(page: NonNull<bindings::page>) -> Option<Self> {
+        // SAFETY: `page` is mapped, so valid, and its folio stays mapped under the held lock
+        // (safety requirement).
+        let folio = unsafe { Folio::from_raw(bindings::page_folio(page.as_ptr())) };
+        if folio.is_zone_device() || !folio.test_anon() {
+            return None;
+        }
+        Some(Self {
+            folio: folio.into(),
+            page,
+        })
     }
 
     /// The folio.

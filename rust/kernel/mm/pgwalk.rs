@@ -17,7 +17,6 @@ use crate::{
     alloc::KVec,
     bindings,
     error::{Error, Result},
-    sync::aref::ARef,
 };
 use core::ptr::{self, NonNull};
 
@@ -80,13 +79,9 @@ impl VmaRef {
     /// Takes a reference on the anonymous page mapped at `addr` (not the zero page, nor
     /// ZONE_DEVICE memory), as ksmd does for each page it scans.
     pub fn anon_page_at(&self, addr: usize) -> Option<PageRef> {
-        self.walk(addr, 0, |folio, fw| {
-            if folio.is_zone_device() || !folio.test_anon() {
-                return None;
-            }
-            let folio: ARef<Folio> = folio.into();
-            // SAFETY: `fw.page` is a page of `folio`, non-null on a successful walk.
-            Some(unsafe { PageRef::new(folio, NonNull::new_unchecked(fw.page)) })
+        self.walk(addr, 0, |_, fw| {
+            // SAFETY: `fw.page` is mapped under the page table lock the walk holds.
+            NonNull::new(fw.page).and_then(|p| unsafe { PageRef::mapped_anon(p) })
         })
         .flatten()
     }
@@ -124,18 +119,11 @@ const fn pmd_walk_ops(
 ///
 /// `page` is null or mapped at `addr` by a page table entry whose lock the caller holds.
 unsafe fn take_anon(page: *mut bindings::page, addr: usize, found: &mut KVec<(usize, PageRef)>) {
-    let Some(page) = NonNull::new(page) else {
-        return;
-    };
-    // SAFETY: `page` is mapped, so valid, and its folio stays mapped under the held lock.
-    let folio = unsafe { Folio::from_raw(bindings::page_folio(page.as_ptr())) };
-    if folio.is_zone_device() || !folio.test_anon() {
-        return;
+    // SAFETY: A non-null `page` is mapped under the lock the caller holds.
+    if let Some(page) = NonNull::new(page).and_then(|p| unsafe { PageRef::mapped_anon(p) }) {
+        // Cannot fail: the walk stops once `found` is full.
+        let _ = found.push_within_capacity((addr, page));
     }
-    // SAFETY: `page` is a page of `folio`.
-    let page = unsafe { PageRef::new(folio.into(), page) };
-    // Cannot fail: the walk stops once `found` is full.
-    let _ = found.push_within_capacity((addr, page));
 }
 
 /// Whether `found` has no room left.

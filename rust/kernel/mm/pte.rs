@@ -2,21 +2,21 @@
 
 // Copyright (C) 2026 The ksm-rs authors.
 
-//! Page table entries, the page table walk that finds a folio's entry in a VMA, and MMU
-//! notifier invalidations around changes to them.
+//! Page table entries, a locked page table to change runs of them under one TLB flush, and MMU
+//! notifier invalidations around such changes.
 //!
 //! C headers: [`include/linux/pgtable.h`](srctree/include/linux/pgtable.h),
 //! [`include/linux/rmap.h`](srctree/include/linux/rmap.h),
 //! [`include/linux/mmu_notifier.h`](srctree/include/linux/mmu_notifier.h)
 
 use super::{
-    folio::{Folio, FolioLockGuard, PageRef},
+    folio::{Folio, PageRef},
     pgwalk::PMD_SIZE,
     virt::VmaRef,
     Mm,
 };
-use crate::{bindings, page::PAGE_SIZE, sync::aref::ARef};
-use core::{marker::PhantomData, ptr::NonNull};
+use crate::{bindings, page::PAGE_SIZE};
+use core::ptr::NonNull;
 
 /// The value of a page table entry (`pte_t`).
 #[derive(Clone, Copy)]
@@ -76,13 +76,6 @@ impl Pte {
     pub fn pfn(self) -> usize {
         // SAFETY: Pure computation on a value.
         unsafe { bindings::pte_pfn(self.0) as usize }
-    }
-
-    /// Whether the entry is the same as `other` (`pte_same`).
-    #[inline]
-    pub fn same(self, other: Pte) -> bool {
-        // SAFETY: Pure computation on values.
-        unsafe { bindings::pte_same(self.0, other.0) != 0 }
     }
 
     /// The entry with the dirty bit cleared.
@@ -167,130 +160,6 @@ impl Drop for MmuInvalidation {
     fn drop(&mut self) {
         // SAFETY: The range was started in `start` and is ended once.
         unsafe { bindings::mmu_notifier_invalidate_range_end(&mut self.range) };
-    }
-}
-
-/// Returns the user address at which page `index` of `folio` would be mapped in `vma`, if it
-/// lies inside `vma` (`page_address_in_vma`).
-pub fn address_in_vma(folio: &Folio, index: usize, vma: &VmaRef) -> Option<usize> {
-    // SAFETY: The folio is valid, `index` is one of its pages (callers pass a page index of the
-    // folio) and the VMA is valid under its mmap lock (type invariant of `VmaRef`).
-    let addr = unsafe {
-        bindings::page_address_in_vma(folio.as_raw(), folio.page_raw(index), vma.as_ptr())
-    };
-    if addr == (-(bindings::EFAULT as isize)) as usize {
-        None
-    } else {
-        Some(addr as usize)
-    }
-}
-
-/// The page table entry that maps a locked folio at an address of a VMA, with its page table
-/// lock held (a `page_vma_mapped_walk()` that stopped at its first hit); unlocked on drop.
-///
-/// # Invariants
-///
-/// `pvmw.pte` points to the entry, `pvmw.ptl` is held, and `pvmw.vma` is valid under its mmap
-/// lock for `'a`.
-pub struct FolioPte<'a> {
-    pvmw: bindings::page_vma_mapped_walk,
-    _p: PhantomData<(&'a VmaRef, &'a Folio)>,
-}
-
-impl<'a> FolioPte<'a> {
-    /// Finds the page table entry that maps `folio` at `addr` in `vma` and locks it. Returns
-    /// `None` if the folio is not mapped there, or is mapped by a PMD.
-    pub fn find(folio: &'a FolioLockGuard<'_>, vma: &'a VmaRef, addr: usize) -> Option<Self> {
-        // SAFETY: All-zero is a valid start for the fields not set below.
-        let mut pvmw: bindings::page_vma_mapped_walk = unsafe { core::mem::zeroed() };
-        // SAFETY: The folio is valid (it is locked by the guard).
-        unsafe {
-            pvmw.pfn = folio.pfn();
-            pvmw.nr_pages = bindings::folio_nr_pages(folio.as_raw());
-            pvmw.pgoff = bindings::folio_pgoff(folio.as_raw());
-        }
-        pvmw.vma = vma.as_ptr();
-        pvmw.address = addr;
-        // SAFETY: `pvmw` describes a locked folio and a VMA whose mmap lock is held.
-        if !unsafe { bindings::page_vma_mapped_walk(&mut pvmw) } {
-            return None;
-        }
-        if pvmw.pte.is_null() {
-            // SAFETY: The walk succeeded; this ends it and drops its locks.
-            unsafe { bindings::page_vma_mapped_walk_done(&mut pvmw) };
-            return None;
-        }
-        // INVARIANT: The walk stopped with the entry mapped and its lock held.
-        Some(Self {
-            pvmw,
-            _p: PhantomData,
-        })
-    }
-
-    /// The address the entry maps.
-    #[inline]
-    pub fn address(&self) -> usize {
-        self.pvmw.address
-    }
-
-    /// Reads the entry.
-    #[inline]
-    pub fn get(&self) -> Pte {
-        // SAFETY: `pte` is mapped and locked (type invariant).
-        Pte(unsafe { bindings::ptep_get(self.pvmw.pte) })
-    }
-
-    /// Flushes the CPU cache of the mapped page (a no-op where caches are coherent).
-    #[inline]
-    pub fn flush_cache(&self, pfn: usize) {
-        // SAFETY: The VMA is valid (type invariant).
-        unsafe { bindings::flush_cache_page(self.pvmw.vma, self.pvmw.address, pfn) };
-    }
-
-    /// Clears the entry and flushes the TLB (`ptep_clear_flush`); returns the old value.
-    ///
-    /// # Safety
-    ///
-    /// The caller puts an entry back (with [`FolioPte::set`]) before dropping `self`, and keeps
-    /// the folio's mapcount and rmap consistent with what it puts back.
-    #[inline]
-    pub unsafe fn clear_flush(&mut self) -> Pte {
-        // SAFETY: The entry is mapped and locked (type invariant).
-        Pte(unsafe { bindings::ptep_clear_flush(self.pvmw.vma, self.pvmw.address, self.pvmw.pte) })
-    }
-
-    /// Writes the entry (`set_pte_at`).
-    ///
-    /// # Safety
-    ///
-    /// `pte` is a valid entry for this address: it maps a page whose reference count and rmap
-    /// (mapcount) account for this mapping, or is special (the zero page), and the TLB holds no
-    /// entry for the address that would be wrong with the new value.
-    #[inline]
-    pub unsafe fn set(&mut self, pte: Pte) {
-        // SAFETY: The entry is mapped and locked (type invariant); the value is the caller's.
-        unsafe {
-            bindings::set_pte_at(
-                (*self.pvmw.vma).vm_mm,
-                self.pvmw.address,
-                self.pvmw.pte,
-                pte.0,
-            )
-        };
-    }
-
-    /// The VMA.
-    #[inline]
-    pub fn vma(&self) -> &VmaRef {
-        // SAFETY: The VMA is valid for `'a` (type invariant).
-        unsafe { VmaRef::from_raw(self.pvmw.vma) }
-    }
-}
-
-impl Drop for FolioPte<'_> {
-    fn drop(&mut self) {
-        // SAFETY: The walk stopped at a hit (type invariant); this unlocks and unmaps.
-        unsafe { bindings::page_vma_mapped_walk_done(&mut self.pvmw) };
     }
 }
 
@@ -447,14 +316,8 @@ impl<'a> PteTable<'a> {
         let page = NonNull::new(unsafe {
             bindings::vm_normal_page(self.vma.as_ptr(), self.address(i), pte.0)
         })?;
-        // SAFETY: The page is mapped, so valid; the lock we hold keeps it mapped.
-        let folio = unsafe { Folio::from_raw(bindings::page_folio(page.as_ptr())) };
-        if folio.is_zone_device() || !folio.test_anon() {
-            return None;
-        }
-        let folio: ARef<Folio> = folio.into();
-        // SAFETY: `page` is a page of `folio`.
-        Some(unsafe { PageRef::new(folio, page) })
+        // SAFETY: The page is mapped by entry `i`, whose lock we hold.
+        unsafe { PageRef::mapped_anon(page) }
     }
 
     /// Clears entry `i` without flushing the TLB (`ptep_get_and_clear`); returns the old value.
