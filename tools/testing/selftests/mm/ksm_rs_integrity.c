@@ -318,6 +318,19 @@ static void gen_page(unsigned char *buf, const struct page_model *m)
 		buf[m->poke_off] = m->poke_val;
 }
 
+/* @n private anonymous pages, small pages only: one rmap_item per page. */
+static char *map_pages(unsigned long n)
+{
+	char *p = mmap(NULL, n * page_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		ksft_exit_fail_msg("mmap of %lu pages failed: %s\n", n,
+				   strerror(errno));
+	madvise(p, n * page_size, MADV_NOHUGEPAGE);
+	return p;
+}
+
 static char *page_addr(unsigned long i)
 {
 	return area + i * page_size;
@@ -637,13 +650,7 @@ static void test_merge(void)
 	bool ok = true;
 	long want;
 
-	area = mmap(NULL, NR_PAGES * page_size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area == MAP_FAILED)
-		ksft_exit_fail_msg("mmap of %d pages failed: %s\n", NR_PAGES,
-				   strerror(errno));
-	/* Small pages only: one rmap_item per page, whatever THP does. */
-	madvise(area, NR_PAGES * page_size, MADV_NOHUGEPAGE);
+	area = map_pages(NR_PAGES);
 	for (i = 0; i < NR_PAGES; i++) {
 		if (i < GROUP_END)
 			fill_page(i, SEED_GROUP(i % NR_GROUPS));
@@ -967,12 +974,7 @@ static void test_runs(void)
 	       "cannot set max_page_sharing to %d\n", RUN_MAX_SHARING);
 	expect(&ok, set_attr("run", "1"), "cannot set run to 1\n");
 
-	run_area = mmap(NULL, RUN_PAGES * page_size, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (run_area == MAP_FAILED)
-		ksft_exit_fail_msg("mmap of %d pages failed: %s\n", RUN_PAGES,
-				   strerror(errno));
-	madvise(run_area, RUN_PAGES * page_size, MADV_NOHUGEPAGE);
+	run_area = map_pages(RUN_PAGES);
 	for (i = 0; i < RUN_PAGES; i++) {
 		run_model[i] = (struct page_model){ .seed = run_seed(i),
 						    .poke_off = -1,
@@ -1160,12 +1162,7 @@ static void test_chain(void)
 	       "cannot set max_page_sharing to " CHAIN_MAX_SHARING "\n");
 	expect(&ok, set_attr("run", "1"), "cannot set run to 1\n");
 
-	area = mmap(NULL, CHAIN_PAGES * page_size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area == MAP_FAILED)
-		ksft_exit_fail_msg("mmap of %d pages failed: %s\n",
-				   CHAIN_PAGES, strerror(errno));
-	madvise(area, CHAIN_PAGES * page_size, MADV_NOHUGEPAGE);
+	area = map_pages(CHAIN_PAGES);
 	for (i = 0; i < CHAIN_PAGES; i++)
 		fill_page(i, SEED_CHAIN);
 	expect(&ok, !madvise(area, CHAIN_PAGES * page_size, MADV_MERGEABLE),
