@@ -5,7 +5,7 @@
 #
 #   make run      [KSM=rust|c]      boot a kernel and show KSM merging a workload
 #   make test     [KSM=c|rust] [FLAVOUR=debug]   everything CI runs
-#   make vm       KSM=rust|c [FLAVOUR=debug] CMD='...' [FILES=dir] [MEM=2G] [SMP=2] [TIMEOUT=s]
+#   make vm       KSM=rust|c [FLAVOUR=debug] CMD='...' [FILES=dir] [MEM=2G] [SMP=2] [TIMEOUT=s] [VMLINUX=path]
 #   make bench    [BENCH_REPS=3] [BENCH_ARGS=quick]   C and Rust side by side
 #   make kernel   [KSM=...] [FLAVOUR=...]   only build vmlinux
 #   make setup    toolchain and kernel source
@@ -19,7 +19,7 @@
 S := scripts/ksm-rs
 # CMD reaches the guest shell verbatim: make must not expand its `$`.
 override CMD := $(value CMD)
-export KSM FLAVOUR CMD FILES MEM SMP TIMEOUT ACCEL KSRC
+export KSM FLAVOUR CMD FILES MEM SMP TIMEOUT ACCEL KSRC VMLINUX
 
 .PHONY: help setup kernel vm run test bench patches rustfmt
 help:

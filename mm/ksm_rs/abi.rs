@@ -14,6 +14,7 @@ use kernel::{
     mm::{
         flags::{VM_MERGEABLE, VM_MERGE_ANY},
         folio::Folio,
+        pgwalk::MmapLockedVma,
         virt::{flags, VmaRef},
         Mm,
     },
@@ -91,7 +92,7 @@ unsafe fn del_vmas(mm: *mut bindings::mm_struct) -> Result {
     // SAFETY: As for `add_vmas`.
     unsafe {
         for_each_vma(mm, |vma| {
-            let v = VmaRef::from_raw(vma);
+            let v = MmapLockedVma::from_raw(vma);
             if v.flags() & flags::MERGEABLE == 0 {
                 return Ok(());
             }
@@ -117,7 +118,7 @@ pub(crate) unsafe extern "C" fn ksm_madvise(
     vm_flags: *mut bindings::vm_flags_t,
 ) -> c_int {
     // SAFETY: `vma` is valid and its mmap lock held (safety requirements).
-    let v = unsafe { VmaRef::from_raw(vma) };
+    let v = unsafe { MmapLockedVma::from_raw(vma) };
     let mm: &Mm = v.mm();
     let res = match advice as u32 {
         bindings::MADV_MERGEABLE => {

@@ -42,9 +42,9 @@ use kernel::{
     bindings,
     mm::{
         folio::{Folio, FolioLockGuard, PageRef},
-        pgwalk::PMD_SIZE,
+        pgwalk::{MmapLockedVma, PMD_SIZE},
         pte::{self, MmuInvalidation, Pte, PteTable},
-        virt::{flags as vma_flags, VmaRef},
+        virt::flags as vma_flags,
         Mm, MmWithUser, MmWithUserAsync, MmapReadGuard,
     },
     page::{PAGE_SHIFT, PAGE_SIZE},
@@ -299,13 +299,18 @@ fn hash_bytes(bytes: &[u8]) -> Hash {
     unsafe { bindings::xxh64(bytes.as_ptr().cast(), bytes.len(), 0) as Hash }
 }
 
+/// The content hash of a page, which other mappings may be writing.
 fn hash_page(page: &PageRef) -> Hash {
-    page.with_bytes(hash_bytes)
+    page.with_mapped(|p| {
+        // SAFETY: `p` is mapped for `PAGE_SIZE` bytes; `xxh64` reads them as plain bytes,
+        // racing writers included, as `calc_checksum()` does.
+        unsafe { bindings::xxh64(p.cast(), PAGE_SIZE, 0) as Hash }
+    })
 }
 
-/// Whether two pages have the same contents (`pages_identical`).
+/// Whether a page has the contents of a (small) KSM folio (`pages_identical`).
 fn identical(a: &PageRef, b: &Folio) -> bool {
-    a.with_bytes(|x| b.with_page_bytes(0, |y| x == y))
+    a.same_as_page(b, 0)
 }
 
 /// The mm key and the page an [`ItemRef`] names, given the mm keys by id.
@@ -426,35 +431,58 @@ fn node_folio(node: &StableNode) -> Option<ARef<Folio>> {
     }
 }
 
-/// Locks the folio of a stable node and checks it still is the node's.
+/// Locks `folio`, a folio of a stable node, and checks it still is the node's.
 fn lock_node_folio<'a>(node: &StableNode, folio: &'a Folio) -> Option<FolioLockGuard<'a>> {
     let guard = folio.lock();
     (guard.mapping_word() == node.mapping_word()).then_some(guard)
 }
 
+/// Runs `f` with the folio of a stable node locked (`ksm_get_folio(KSM_GET_FOLIO_LOCK)`);
+/// `None` means the node is stale: its KSM page is gone.
+///
+/// `folio_lock()` may sleep while the folio migrates: `folio_migrate_ksm()` then moves the node
+/// to the new folio, and the old one, once unlocked, no longer points to it. That node is not
+/// stale: as the `stale:` label of `ksm_get_folio()`, look again at the frame the node now
+/// names.
+fn with_node_locked<R>(node: &StableNode, f: impl FnOnce(&FolioLockGuard<'_>) -> R) -> Option<R> {
+    loop {
+        let kfolio = node_folio(node)?;
+        let kpfn = kfolio.pfn();
+        if let Some(g) = lock_node_folio(node, &kfolio) {
+            return Some(f(&g));
+        }
+        // The acquire load pairs with `migrate()`'s release store of the new frame, which comes
+        // before the old folio (whose lock we held) stopped pointing to the node.
+        if node.kpfn.load(Acquire) == kpfn {
+            return None;
+        }
+    }
+}
+
 /// Finds the mergeable VMA at `addr` (`find_mergeable_vma`).
-fn mergeable_vma<'a>(guard: &'a MmapReadGuard<'_>, addr: usize) -> Option<&'a VmaRef> {
-    let vma = guard.vma_lookup(addr)?;
+fn mergeable_vma<'a>(guard: &'a MmapReadGuard<'_>, addr: usize) -> Option<&'a MmapLockedVma> {
+    let vma = guard.vma_at(addr)?;
     (vma.flags() & vma_flags::MERGEABLE != 0 && vma.has_anon_vma()).then_some(vma)
 }
 
-/// Refuses a large folio: splits it if its lock is free, and fails. Its pages merge on a later
-/// scan.
-fn split_large(folio: &Folio) -> Result {
-    if !folio.test_large() {
-        return Ok(());
+/// Splits a page that is about to merge off its large folio, as `try_to_merge_one_page()` does
+/// (only then: a large folio whose pages merge with nothing stays as it is). The references the
+/// scan holds ahead are dropped first (`ahead`): they are on the same folio when the scan found
+/// more of its pages, and would make the split fail. Returns whether the page is now in a small
+/// folio; the pages after it are found again by the scan, as small pages, in the same pass.
+fn split_for_merge(page: &mut PageRef, ahead: &mut dyn FnMut()) -> bool {
+    if !page.folio().test_large() {
+        return true;
     }
-    if let Some(g) = folio.try_lock() {
-        let _ = g.split();
-    }
-    Err(EFAULT)
+    ahead();
+    page.split_folio().is_ok()
 }
 
 /// Write-protects the page table entry that maps `page` at `addr` of `vma`, so that its
 /// contents cannot change (`write_protect_page`). Fails if the page may be pinned (O_DIRECT,
 /// GUP) or is not mapped there any more.
 fn write_protect_page(
-    vma: &VmaRef,
+    vma: &MmapLockedVma,
     addr: usize,
     folio: &FolioLockGuard<'_>,
     page: &PageRef,
@@ -507,7 +535,7 @@ pub(crate) const MERGE_BATCH: usize = 32;
 fn has_target_contents(page: &PageRef, target: &Target<'_>) -> bool {
     match target {
         Target::Ksm(kfolio) => identical(page, kfolio),
-        Target::Zero => page.with_bytes(|b| b == &ZEROES[..]),
+        Target::Zero => page.is_zero(),
         Target::NewKsm => false,
     }
 }
@@ -524,7 +552,7 @@ fn has_target_contents(page: &PageRef, target: &Target<'_>) -> bool {
 /// so each page is then checked (not pinned, still identical) and either replaced or put back as
 /// it was. The addresses that now map the target are appended to `merged`.
 fn merge_run(
-    vma: &VmaRef,
+    vma: &MmapLockedVma,
     addr: usize,
     page: &PageRef,
     target: &Target<'_>,
@@ -543,10 +571,10 @@ fn merge_run(
         return Ok(());
     }
     let folio = page.folio();
-    if !folio.test_anon() {
+    // A page of a large folio is split off it first (`split_for_merge`).
+    if !folio.test_anon() || folio.test_large() {
         return Err(EFAULT);
     }
-    split_large(folio)?;
     let max = max.clamp(1, MERGE_BATCH);
     let same_node = MERGE_ACROSS_NODES.load(Relaxed) == 0;
     let table_end = (addr | (PMD_SIZE - 1)).saturating_add(1);
@@ -678,11 +706,11 @@ fn merge_run(
 
 /// Makes `page`, mapped at `addr` of `vma`, a KSM folio of its own that has no stable node yet
 /// (`try_to_merge_one_page` with no `kpage`): write-protects it everywhere it is mapped.
-fn make_ksm_page(vma: &VmaRef, addr: usize, page: &PageRef) -> Result {
-    if !page.folio().test_anon() {
+fn make_ksm_page(vma: &MmapLockedVma, addr: usize, page: &PageRef) -> Result {
+    // A page of a large folio is split off it first (`split_for_merge`).
+    if !page.folio().test_anon() || page.folio().test_large() {
         return Err(EFAULT);
     }
-    split_large(page.folio())?;
     // Try-lock: better to scan on and come back than to wait here.
     let folio = page.folio().try_lock().ok_or(EFAULT)?;
     write_protect_page(vma, addr, &folio, page)?;
@@ -701,7 +729,16 @@ fn make_ksm_page(vma: &VmaRef, addr: usize, page: &PageRef) -> Result {
 /// Unshares every KSM page and KSM-placed zero page mapped in `[start, end)` of `vma`
 /// (`break_ksm`), with a fault that copies it (`FAULT_FLAG_UNSHARE`). The caller holds the
 /// mmap lock.
-pub(crate) fn break_ksm(vma: &VmaRef, start: usize, end: usize) -> Result {
+///
+/// From madvise and prctl, where the mmap lock is held for writing, `mm/ksm.c` walks with
+/// `PGWALK_WRLOCK`, which also write-locks the VMA. The read-locked walk is enough here: it only
+/// reads entries under the page table lock, and the unshare fault is made for concurrency with
+/// other faults. The only fault the VMA write lock would hold off (one under the VMA lock alone)
+/// that can map a KSM page is a swap-in of one, behind the walk; with `PGWALK_WRLOCK` that
+/// fault maps it right after the walk instead (`ksm_might_need_to_copy()` keeps a KSM folio
+/// that has its stable node), and `mm/ksm.c` does not unshare swapped-out KSM pages either.
+/// Nothing else maps KSM pages: ksmd needs the mmap lock, which the caller holds.
+pub(crate) fn break_ksm(vma: &MmapLockedVma, start: usize, end: usize) -> Result {
     let mut addr = start;
     loop {
         kernel::task::cond_resched();
@@ -709,7 +746,7 @@ pub(crate) fn break_ksm(vma: &VmaRef, start: usize, end: usize) -> Result {
             return Ok(());
         };
         addr = a;
-        // SAFETY: The VMA is valid and its mmap lock held (type invariant of `VmaRef`); an
+        // SAFETY: The VMA is valid and its mmap lock held (type invariant of `MmapLockedVma`); an
         // unshare fault without FAULT_FLAG_ALLOW_RETRY never drops the mmap lock.
         let ret = unsafe {
             bindings::handle_mm_fault(
@@ -950,24 +987,19 @@ impl Engine {
         if !node.is_null() {
             // SAFETY: An item's node stays allocated while the item points to it.
             let node = unsafe { &*node };
-            let Some(kfolio) = node_folio(node) else {
+            let locked = with_node_locked(node, |_guard| {
+                // SAFETY: We hold the KSM folio's lock.
+                let maps = unsafe { node.maps() };
+                let found = maps.iter().position(|m| m.mm == mmk && m.addr == addr);
+                let removed = found.and_then(|i| maps.remove(i).ok());
+                node.len.store(maps.len() as u32, Relaxed);
+                (removed, maps.is_empty())
+            });
+            let Some((removed, empty)) = locked else {
                 // The KSM page is gone: drop the node, which resets this item too.
                 self.remove_node(node.key);
                 return;
             };
-            let Some(guard) = lock_node_folio(node, &kfolio) else {
-                drop(kfolio);
-                self.remove_node(node.key);
-                return;
-            };
-            // SAFETY: We hold the KSM folio's lock.
-            let maps = unsafe { node.maps() };
-            let found = maps.iter().position(|m| m.mm == mmk && m.addr == addr);
-            let removed = found.and_then(|i| maps.remove(i).ok());
-            node.len.store(maps.len() as u32, Relaxed);
-            let empty = maps.is_empty();
-            drop(guard);
-            drop(kfolio);
             if let Some(it) = self.item_mut(mmk, addr) {
                 it.set_node(ptr::null());
             }
@@ -1153,6 +1185,12 @@ impl Engine {
                 self.remove_node(k);
                 continue;
             };
+            // A candidate has at least one mapping listed (`__is_page_sharing_candidate`): a
+            // node whose mappings all went (its page still mapped by forks, or in the swap
+            // cache) takes none until forks are scanned into it.
+            if node.len.load(Relaxed) == 0 {
+                continue;
+            }
             if MERGE_ACROSS_NODES.load(Relaxed) == 0 && kfolio.nid() != folio.nid() {
                 continue;
             }
@@ -1212,7 +1250,7 @@ impl Engine {
                 // Do not substitute a KSM page for a forked page.
                 return None;
             }
-            if tree_page.with_bytes(|b| page.with_bytes(|a| a == b)) {
+            if tree_page.same_contents(page) {
                 if MERGE_ACROSS_NODES.load(Relaxed) == 0 && tree_page.folio().nid() != nid {
                     return None;
                 }
@@ -1345,15 +1383,14 @@ impl Engine {
         &mut self,
         mm: &MmWithUser,
         addr: usize,
-        page: PageRef,
+        mut page: PageRef,
         ahead: &mut dyn FnMut(),
     ) {
         let mmk = mm_key(mm);
         let Some(item) = self.item(mmk, addr) else {
             return;
         };
-        let folio = page.folio();
-        let cur = folio_stable_node(folio);
+        let cur = folio_stable_node(page.folio());
         let mut bypass = false;
         let hash;
         if !cur.is_null() {
@@ -1380,6 +1417,9 @@ impl Engine {
             }
             if USE_ZERO_PAGES.load(Relaxed) && h == self.zero_hash {
                 // Same hash as an empty page: try the zero page (`try_to_merge_with_zero_page`).
+                if !split_for_merge(&mut page, ahead) {
+                    return;
+                }
                 let guard = mm.mmap_read_lock();
                 match mergeable_vma(&guard, addr) {
                     // The VMA went away: nothing to merge.
@@ -1400,7 +1440,7 @@ impl Engine {
         // First the stable tree.
         if let Some((kfolio, node)) = self.stable_search(&page, hash, bypass) {
             let item_node = self.item(mmk, addr).map_or(ptr::null(), |i| i.node());
-            if ptr::eq(kfolio.as_raw(), folio.as_raw()) && ptr::eq(item_node, node) {
+            if ptr::eq(kfolio.as_raw(), page.folio().as_raw()) && ptr::eq(item_node, node) {
                 return;
             }
             self.remove_from_tree(mmk, addr);
@@ -1421,6 +1461,9 @@ impl Engine {
             if more != 0 {
                 // The run checks the pages' reference counts: no reference of ours on them.
                 ahead();
+            }
+            if !split_for_merge(&mut page, ahead) {
+                return;
             }
             // Reserve the node's list entries before merging, so that listing cannot fail.
             {
@@ -1454,23 +1497,37 @@ impl Engine {
         self.remove_from_tree(mmk, addr);
 
         // Then the unstable tree.
-        let Some((tmmk, taddr, tree_page)) = self.unstable_search_insert(mmk, addr, &page, hash)
+        let Some((tmmk, taddr, mut tree_page)) =
+            self.unstable_search_insert(mmk, addr, &page, hash)
         else {
             return;
         };
+        if ptr::eq(tree_page.folio(), page.folio()) {
+            // Two pages of one large folio (the `split` case of `cmp_and_merge_page()`): neither
+            // can be split while the other is referenced. Split it now, merge them next time.
+            drop(tree_page);
+            let _ = split_for_merge(&mut page, ahead);
+            return;
+        }
+        if !split_for_merge(&mut page, ahead) || tree_page.split_folio().is_err() {
+            return;
+        }
         // Make this page a KSM page, then map the tree page's address to it.
         let (m, av) = self.merge_item(mmk, addr, &page, &Target::NewKsm, 1, 0);
         if m.is_empty() {
             return;
         }
-        let (tm, tav) = self.merge_item(tmmk, taddr, &tree_page, &Target::Ksm(folio), 1, 0);
+        let (tm, tav) = self.merge_item(tmmk, taddr, &tree_page, &Target::Ksm(page.folio()), 1, 0);
         if tm.is_empty() {
             // A KSM page with a single mapping: break it.
             self.break_cow(mmk, addr, av);
             return;
         }
         drop(tree_page);
-        let kfolio = folio.lock();
+        // The key is the hash of the KSM page as it is now, write-protected everywhere: `hash`
+        // was taken before, and the page may have changed (in step with the tree page) since.
+        let hash = hash_page(&page);
+        let kfolio = page.folio().lock();
         match self.stable_insert(&kfolio, hash) {
             Some(node) => {
                 self.append(&kfolio, node, tmmk, taddr, tav);
@@ -1513,24 +1570,20 @@ impl Engine {
             key = (k.0, k.1, k.2 + 1);
             // SAFETY: The node is in the tree, so alive.
             let node = unsafe { &*p };
-            let Some(kfolio) = node_folio(node) else {
-                self.remove_node(k);
-                continue;
-            };
-            let Some(g) = lock_node_folio(node, &kfolio) else {
-                drop(kfolio);
-                self.remove_node(k);
-                continue;
-            };
-            if g.mapped() {
+            let detached = with_node_locked(node, |g| {
+                if g.mapped() {
+                    return false;
+                }
+                // Not mapped (e.g. only in the swap cache): detach the node, the folio stays a
+                // KSM folio without one, as `remove_stable_node()` does.
+                // SAFETY: The folio is locked; a KSM folio with no stable node is valid.
+                unsafe { g.set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize) };
+                true
+            });
+            if detached == Some(false) {
                 continue;
             }
-            // Not mapped (e.g. only in the swap cache): detach the node, the folio stays a KSM
-            // folio without one, as `remove_stable_node()` does.
-            // SAFETY: The folio is locked; a KSM folio with no stable node is valid.
-            unsafe { g.set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize) };
-            drop(g);
-            drop(kfolio);
+            // Stale, or detached from its folio just now.
             self.remove_node(k);
             kernel::task::cond_resched();
         }

@@ -64,7 +64,11 @@ pub(crate) fn ksm_zero_pages_raw() -> *mut bindings::atomic_long_t {
 static KSM: SetOnce<Pin<KBox<scan::Ksm>>> = SetOnce::new();
 
 /// Unshares every KSM page mapped in `[start, end)` of `vma` (`break_ksm`).
-pub(crate) fn break_ksm(vma: &kernel::mm::virt::VmaRef, start: usize, end: usize) -> Result {
+pub(crate) fn break_ksm(
+    vma: &kernel::mm::pgwalk::MmapLockedVma,
+    start: usize,
+    end: usize,
+) -> Result {
     engine::break_ksm(vma, start, end)
 }
 
@@ -125,7 +129,7 @@ impl kernel::Module for KsmModule {
         let ksmd = kernel::kthread::KThread::run(c"ksmd", GFP_KERNEL, move || ksm.thread())
             .inspect_err(|_| pr_err!("ksm: creating kthread failed\n"))?;
         let sysfs = sysfs::KSM_ATTR_GROUP
-            .register(kernel::sysfs::Kobject::mm())
+            .register(kernel::sysfs::Kobject::mm().ok_or(ENOENT)?)
             .inspect_err(|_| pr_err!("ksm: register sysfs failed\n"))?;
         #[cfg(CONFIG_MEMORY_HOTREMOVE)]
         {

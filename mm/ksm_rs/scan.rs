@@ -57,6 +57,11 @@ pub(crate) struct Slot {
     /// Whether the merge engine tracks pages of this mm; kept up to date by ksmd whenever its
     /// cursor leaves the slot, so exact for every slot but the one at the cursor.
     tracked: bool,
+    /// The mm exited with tracked pages: ksmd frees the slot and the items at its next batch
+    /// ([`Ksm::reap_exited`]), as `__ksm_exit()` moves such a slot right after the cursor.
+    exited: bool,
+    /// The last `run=2` that unmerged this mm ([`Registry::unmerge_pass`]).
+    unmerged: u64,
 }
 
 /// The slots, keyed and scanned in order of their `mm_struct`'s address.
@@ -64,6 +69,13 @@ pub(crate) struct Registry {
     slots: RBTree<usize, Slot>,
     /// The slot ksmd is scanning (`ksm_scan.mm_slot`); `None` between full scans.
     cursor: Option<usize>,
+    /// The number of slots with [`Slot::exited`] set.
+    exited: usize,
+    /// The number of `run=2` unmerges started ([`Slot::unmerged`]).
+    unmerge_pass: u64,
+    /// A slot was added since `run=2` last looked: it must look again (`__ksm_enter` puts new
+    /// slots at the tail of the list that `unmerge_and_remove_all_rmap_items()` walks).
+    entered: bool,
 }
 
 /// ksmd's position inside the slot at the registry's cursor (the rest of `struct ksm_scan`).
@@ -115,7 +127,13 @@ impl Ksm {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             registry <- new_spinlock!(
-                Registry { slots: RBTree::new(), cursor: None },
+                Registry {
+                    slots: RBTree::new(),
+                    cursor: None,
+                    exited: 0,
+                    unmerge_pass: 0,
+                    entered: false,
+                },
                 "ksm_mmlist_lock"
             ),
             scanner <- new_mutex!(
@@ -147,11 +165,14 @@ impl Ksm {
         let slot = Slot {
             mm: ARef::from(mm),
             tracked: false,
+            exited: false,
+            unmerged: 0,
         };
         let needs_wakeup;
         let old = {
             let mut reg = self.registry.lock();
             needs_wakeup = reg.slots.is_empty();
+            reg.entered = true;
             reg.slots.insert(node.into_node(key(mm), slot))
         };
         // Callers test `MMF_VM_MERGEABLE` first, so there is no old slot; drop it if there was.
@@ -166,18 +187,25 @@ impl Ksm {
     /// Unregisters an exiting `mm` (`__ksm_exit`).
     ///
     /// If ksmd is not looking at it and it has no tracked pages, the slot goes now. Otherwise
-    /// ksmd frees it when it next reaches it; taking the mmap lock for writing once waits for any
-    /// ksmd work on the mm in progress, before its page tables are freed.
+    /// ksmd frees it at its next batch (or when its cursor reaches it first); taking the mmap lock
+    /// for writing once waits for any ksmd work on the mm in progress, before its page tables are
+    /// freed.
     pub(crate) fn exit(&self, mm: &Mm) {
         let k = key(mm);
         let (found, freed) = {
-            let mut reg = self.registry.lock();
-            match reg.slots.get(&k) {
+            let mut guard = self.registry.lock();
+            let reg = &mut *guard;
+            let at_cursor = reg.cursor == Some(k);
+            match reg.slots.get_mut(&k) {
                 None => (false, None),
-                Some(slot) if reg.cursor != Some(k) && !slot.tracked => {
-                    (true, reg.slots.remove(&k))
+                Some(slot) if !at_cursor && !slot.tracked => (true, reg.slots.remove(&k)),
+                Some(slot) => {
+                    if !slot.exited {
+                        slot.exited = true;
+                        reg.exited += 1;
+                    }
+                    (true, None)
                 }
-                Some(_) => (true, None),
             }
         };
         if let Some(slot) = freed {
@@ -269,30 +297,112 @@ impl Ksm {
         Ok(())
     }
 
-    /// Unshares every KSM page and forgets every tracked page
-    /// (`unmerge_and_remove_all_rmap_items`); the next scan starts from the first slot.
-    fn unmerge_all(&self, scanner: &mut Scanner) -> Result {
-        let mut mms = KVec::new();
+    /// Frees the slots of mms that exited with tracked pages, and their items, except the one
+    /// at the cursor, which [`Ksm::next_page`] frees when it finds the mm exiting. Costs one walk
+    /// of the registry per batch in which mms exited.
+    fn reap_exited(&self, scanner: &mut Scanner) {
+        let n = self.registry.lock().exited;
+        if n == 0 {
+            return;
+        }
+        let Ok(mut gone) = KVec::with_capacity(n, GFP_KERNEL) else {
+            return;
+        };
         {
-            let mut reg = self.registry.lock();
-            reg.cursor = None;
-            for (_, slot) in reg.slots.iter() {
-                mms.push(slot.mm.clone(), GFP_ATOMIC)?;
+            let reg = self.registry.lock();
+            for (&k, slot) in reg.slots.iter() {
+                if slot.exited && Some(k) != reg.cursor && gone.push_within_capacity(k).is_err() {
+                    break;
+                }
             }
         }
+        for &k in gone.iter() {
+            let slot = {
+                let mut reg = self.registry.lock();
+                // Only ksmd removes exited slots, and the cursor is ksmd's: still there.
+                let slot = reg.slots.remove(&k);
+                if slot.is_some() {
+                    reg.exited -= 1;
+                }
+                slot
+            };
+            let Some(slot) = slot else {
+                continue;
+            };
+            // The items go before the slot: its reference keeps the mm_struct, whose address
+            // keys the items, from being freed and reused meanwhile.
+            scanner.engine.remove_items(k, 0, usize::MAX);
+            slot.mm.flag_clear(VM_MERGE_ANY);
+            slot.mm.flag_clear(VM_MERGEABLE);
+            drop(slot);
+        }
+    }
+
+    /// Unshares every KSM page and forgets every tracked page
+    /// (`unmerge_and_remove_all_rmap_items`); the next scan starts from the first slot.
+    ///
+    /// Slots added meanwhile (a fork of an mm not yet unmerged copies its KSM pages) are walked
+    /// too, as `mm/ksm.c` walks its list to the live tail; each slot is unmerged once, so that
+    /// costs one more walk of the registry per round of additions. On an error (a signal, no
+    /// memory) the items not yet removed stay with their slots, which are then exact about
+    /// them.
+    fn unmerge_all(&self, scanner: &mut Scanner) -> Result {
+        let pass = {
+            let mut guard = self.registry.lock();
+            let reg = &mut *guard;
+            // The cursor's slot is the one whose `tracked` ksmd had not brought up to date.
+            if let Some(k) = reg.cursor.take() {
+                if let Some(slot) = reg.slots.get_mut(&k) {
+                    slot.tracked = scanner.engine.has_items(k);
+                }
+            }
+            reg.entered = false;
+            reg.unmerge_pass += 1;
+            reg.unmerge_pass
+        };
         scanner.address = 0;
         scanner.prune_from = 0;
-        for mm in mms.iter() {
+        let mut from = 0;
+        loop {
+            let next = {
+                let mut guard = self.registry.lock();
+                let reg = &mut *guard;
+                let mut found = None;
+                if let Some(mut c) = reg.slots.cursor_lower_bound_mut(&from) {
+                    loop {
+                        let (&k, slot) = c.current_mut();
+                        if slot.unmerged != pass {
+                            slot.unmerged = pass;
+                            found = Some((k, slot.mm.clone()));
+                            break;
+                        }
+                        match c.move_next() {
+                            Some(n) => c = n,
+                            None => break,
+                        }
+                    }
+                }
+                if found.is_none() && reg.entered {
+                    // Slots were added behind us: look again from the start.
+                    reg.entered = false;
+                    from = 0;
+                    continue;
+                }
+                found
+            };
+            let Some((k, mm)) = next else {
+                break;
+            };
+            from = k + 1;
             if let Some(user) = mm.mmget_not_zero() {
                 let user = MmWithUser::into_mmput_async(user);
                 Engine::unmerge_mm(&user)?;
             }
-            scanner.engine.remove_items(key(mm), 0, usize::MAX);
-            if let Some(slot) = self.registry.lock().slots.get_mut(&key(mm)) {
+            scanner.engine.remove_items(k, 0, usize::MAX);
+            if let Some(slot) = self.registry.lock().slots.get_mut(&k) {
                 slot.tracked = false;
             }
         }
-        drop(mms);
         scanner.engine.remove_unmapped_stable_nodes();
         COUNTERS.full_scans.store(0, Relaxed);
         Ok(())
@@ -316,6 +426,8 @@ impl Ksm {
     /// ksmd: scans while there is work, sleeps otherwise, until asked to stop.
     pub(crate) fn thread(&self) {
         kernel::kthread::set_freezable();
+        // Below normal priority, as `ksm_scan_thread()`.
+        kernel::kthread::set_nice(5);
         while !kernel::kthread::should_stop() {
             {
                 let mut scanner = self.lock_scanner();
@@ -346,6 +458,7 @@ impl Ksm {
 
     /// Scans up to `n` pages (`ksm_do_scan`).
     fn do_scan(&self, scanner: &mut Scanner, mut n: u32) {
+        self.reap_exited(scanner);
         while n > 0 && !kernel::kthread::freezing() {
             kernel::task::cond_resched();
             let Some((addr, page)) = self.next_page(scanner) else {
@@ -542,7 +655,11 @@ impl Ksm {
                 .cursor_lower_bound(&(k + 1))
                 .map(|c| *c.current().0);
             if remove {
-                reg.slots.remove(&k)
+                let removed = reg.slots.remove(&k);
+                if removed.as_ref().is_some_and(|s| s.exited) {
+                    reg.exited -= 1;
+                }
+                removed
             } else {
                 if let Some(slot) = reg.slots.get_mut(&k) {
                     slot.tracked = tracked;

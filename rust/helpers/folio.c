@@ -120,9 +120,9 @@ __rust_helper void rust_helper_folio_lock(struct folio *folio)
 	folio_lock(folio);
 }
 
-__rust_helper int rust_helper_split_folio(struct folio *folio)
+__rust_helper int rust_helper_split_huge_page(struct page *page)
 {
-	return split_folio(folio);
+	return split_huge_page(page);
 }
 
 __rust_helper bool rust_helper_folio_free_swap(struct folio *folio)

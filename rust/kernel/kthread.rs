@@ -140,12 +140,24 @@ impl KThread {
     }
 }
 
-/// Returns whether the current kernel thread has been asked to stop ([`KThread::stop`]).
-///
-/// Must only be called from a kernel thread.
+/// Returns whether the current task is a kernel thread that has been asked to stop
+/// ([`KThread::stop`]); false for any other task.
 pub fn should_stop() -> bool {
-    // SAFETY: `kthread_should_stop` reads a flag of the current task.
-    unsafe { bindings::kthread_should_stop() }
+    // SAFETY: `get_current()` is the running task, valid while it runs; its `flags` are only
+    // changed by itself.
+    let kthread = unsafe { (*bindings::get_current()).flags } & bindings::PF_KTHREAD != 0;
+    // SAFETY: `kthread_should_stop` reads the `struct kthread` of the current task, which every
+    // task with `PF_KTHREAD` has (a user task has none: `to_kthread()` would be NULL).
+    kthread && unsafe { bindings::kthread_should_stop() }
+}
+
+/// Sets the nice value of the current task (`set_user_nice(current, nice)`), clamped to the
+/// valid range.
+pub fn set_nice(nice: i8) {
+    // MIN_NICE and MAX_NICE of `include/linux/sched/prio.h`.
+    let nice = nice.clamp(-20, 19);
+    // SAFETY: `get_current()` is the running task; `set_user_nice` takes its locks itself.
+    unsafe { bindings::set_user_nice(bindings::get_current(), isize::from(nice)) };
 }
 
 /// Makes the current kernel thread freezable: it will be frozen for suspend and hibernation in

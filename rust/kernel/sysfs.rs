@@ -37,14 +37,14 @@ unsafe impl Sync for Kobject {}
 
 impl Kobject {
     /// Returns the kobject of `/sys/kernel/mm`, where memory-management subsystems put their
-    /// tunables.
-    pub fn mm() -> &'static Kobject {
-        // SAFETY: `mm_kobj` is set during `mm_sysfs_init()` (a `postcore_initcall`) and never
-        // freed; it is only read here.
+    /// tunables; `None` if it could not be created at boot.
+    pub fn mm() -> Option<&'static Kobject> {
+        // SAFETY: `mm_kobj` is set once during `mm_sysfs_init()` (a `postcore_initcall`, so before
+        // any module init) and never freed; it stays NULL if that failed.
         let kobj = unsafe { bindings::mm_kobj };
-        // SAFETY: `Kobject` is a transparent wrapper of `struct kobject`, and `kobj` lives
-        // forever.
-        unsafe { &*kobj.cast::<Kobject>() }
+        // SAFETY: `Kobject` is a transparent wrapper of `struct kobject`, and a non-NULL `kobj`
+        // lives forever.
+        (!kobj.is_null()).then(|| unsafe { &*kobj.cast::<Kobject>() })
     }
 
     fn as_raw(&self) -> *mut bindings::kobject {

@@ -5,6 +5,9 @@
 #
 #   KSM=rust|c  FLAVOUR=base|debug  CMD='shell command'  FILES=host-dir
 #   MEM=2G  SMP=2  TIMEOUT=seconds  ACCEL=kvm|tcg  LOGDIR=dir
+#   VMLINUX=path  boot that kernel (e.g. a copy kept from an earlier build, to
+#                 compare before and after a fix) with the KSM/FLAVOUR build
+#                 tree's headers and .config, without rebuilding it
 #
 # CMD runs as root in /root with the upstream selftests in /selftests/mm and
 # FILES copied to /mnt/files. With no CMD, an interactive shell. Exits with
@@ -20,7 +23,21 @@ SMP=${SMP:-2}
 TIMEOUT=${TIMEOUT:-900}
 CMD=${CMD-}
 
-O=$("$KSM_RS_TOP/scripts/ksm-rs/build-kernel.sh" "$KSM" "$FLAVOUR")
+if [ -n "${VMLINUX:-}" ]; then
+	[ -f "$VMLINUX" ] || die "VMLINUX=$VMLINUX: no such file"
+	O=$(build_dir "$KSM" "$FLAVOUR")
+	[ -f "$O/.config" ] || die "VMLINUX needs a configured $KSM/$FLAVOUR build tree: make kernel first"
+	# The selftests in the initramfs come from the tree: bring it up to date (as
+	# build-kernel.sh does, exclusively: not while a build reads it).
+	if ! "$KSM_RS_TOP/scripts/ksm-rs/prepare-tree.sh" --check; then
+		exec 9>"$CACHE/tree.lock"
+		flock 9
+		"$KSM_RS_TOP/scripts/ksm-rs/prepare-tree.sh" >/dev/null
+		exec 9>&-
+	fi
+else
+	O=$("$KSM_RS_TOP/scripts/ksm-rs/build-kernel.sh" "$KSM" "$FLAVOUR")
+fi
 base_initrd=$("$KSM_RS_TOP/scripts/ksm-rs/build-initramfs.sh" "$O")
 
 LOGDIR=${LOGDIR:-$CACHE/logs/vm-$KSM-$FLAVOUR-$(date +%Y%m%d-%H%M%S)-$$}
@@ -57,7 +74,7 @@ qemu_args=(-nodefaults -display none -no-reboot -cpu max
 	-object "memory-backend-ram,id=m1,size=$((mem_mb - half))M"
 	-numa "node,nodeid=0,memdev=m0,cpus=0-$c0"
 	-numa "node,nodeid=1,memdev=m1,cpus=$((c0 + 1))-$((SMP - 1))"
-	-kernel "$O/vmlinux" -initrd "$LOGDIR/initrd.cpio.gz"
+	-kernel "${VMLINUX:-$O/vmlinux}" -initrd "$LOGDIR/initrd.cpio.gz"
 	-append "console=ttyS0 loglevel=7 panic=-1 oops=panic softlockup_panic=0 ${KSM_RS_APPEND:-}")
 
 # KVM only where a guest really boots on it (nested KVM often does not).

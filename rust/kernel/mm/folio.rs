@@ -11,7 +11,6 @@
 
 use crate::{
     bindings,
-    page::PAGE_SIZE,
     sync::aref::{ARef, AlwaysRefCounted},
     types::Opaque,
 };
@@ -242,21 +241,36 @@ impl Folio {
         };
     }
 
-    /// Calls `f` with the contents of page `n` of the folio, mapped with `kmap_local_page`.
+    /// Calls `f` with the address of the contents of page `n` of the folio, mapped with
+    /// `kmap_local_page` for `PAGE_SIZE` bytes until `f` returns.
     ///
-    /// The contents may change under `f` unless the caller knows that nobody can write the page
-    /// (for example, all its mappings are read-only).
-    pub fn with_page_bytes<R>(&self, n: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+    /// Other mappings of the page may write it at any time, so the contents must not be read
+    /// through a Rust reference (that would be a data race): only through functions that read
+    /// racing memory as C does, such as [`Folio::page_eq`] or the kernel's `xxh64`.
+    pub fn with_page_mapped<R>(&self, n: usize, f: impl FnOnce(*const u8) -> R) -> R {
         let page = self.page_raw(n);
         // SAFETY: `page` is a page of a valid, referenced folio.
         let addr = unsafe { bindings::kmap_local_page(page) };
-        // SAFETY: `kmap_local_page` maps the whole page at `addr` until `kunmap_local`. Other
-        // mappings may write it concurrently (racy reads of plain bytes, as `memcmp` in C).
-        let bytes = unsafe { core::slice::from_raw_parts(addr.cast::<u8>(), PAGE_SIZE) };
-        let r = f(bytes);
-        // SAFETY: Unmaps the mapping made above; `bytes` is not used after this.
+        let r = f(addr.cast::<u8>().cast_const());
+        // SAFETY: Unmaps the mapping made above; `f` cannot keep the address (it returned).
         unsafe { bindings::kunmap_local(addr) };
         r
+    }
+
+    /// Whether page `n` of the folio has the same contents as page `m` of `other`
+    /// (`pages_identical`). The pages may change meanwhile, unless the caller knows nobody can
+    /// write them (for example, all their mappings are read-only).
+    pub fn page_eq(&self, n: usize, other: &Folio, m: usize) -> bool {
+        // SAFETY: Both pages are pages of valid, referenced folios; `memcmp_pages` maps them and
+        // reads them as plain bytes, racing writers included, as C does.
+        unsafe { bindings::memcmp_pages(self.page_raw(n), other.page_raw(m)) == 0 }
+    }
+
+    /// Whether page `n` of the folio is all zeroes (has the contents of the zero page).
+    pub fn page_is_zero(&self, n: usize) -> bool {
+        // SAFETY: The zero page is a valid page, never freed; `page` is a page of a valid,
+        // referenced folio. `memcmp_pages` reads both as plain bytes, as C does.
+        unsafe { bindings::memcmp_pages(self.page_raw(n), super::pte::zero_page(0)) == 0 }
     }
 }
 
@@ -286,13 +300,6 @@ impl FolioLockGuard<'_> {
     pub fn free_swap(&self) -> bool {
         // SAFETY: The folio is valid and locked (type invariant).
         unsafe { bindings::folio_free_swap(self.0.as_raw()) }
-    }
-
-    /// Splits a large folio into single pages (`split_folio`); the guard then covers the folio
-    /// of the first page only.
-    pub fn split(&self) -> crate::error::Result {
-        // SAFETY: The folio is valid and locked (type invariant); the caller holds a reference.
-        crate::error::to_result(unsafe { bindings::split_folio(self.0.as_raw()) })
     }
 }
 
@@ -380,8 +387,59 @@ impl PageRef {
         }
     }
 
-    /// Calls `f` with the contents of the page, mapped with `kmap_local_page`.
-    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
-        self.folio.with_page_bytes(self.index(), f)
+    /// Calls `f` with the address of the page's contents, mapped for `PAGE_SIZE` bytes until `f`
+    /// returns; see [`Folio::with_page_mapped`] for how they may be read.
+    pub fn with_mapped<R>(&self, f: impl FnOnce(*const u8) -> R) -> R {
+        self.folio.with_page_mapped(self.index(), f)
+    }
+
+    /// Whether the page has the same contents as page `m` of `other` (see [`Folio::page_eq`]).
+    pub fn same_as_page(&self, other: &Folio, m: usize) -> bool {
+        self.folio.page_eq(self.index(), other, m)
+    }
+
+    /// Whether the page has the same contents as `other` (see [`Folio::page_eq`]).
+    pub fn same_contents(&self, other: &PageRef) -> bool {
+        self.same_as_page(other.folio(), other.index())
+    }
+
+    /// Whether the page is all zeroes.
+    pub fn is_zero(&self) -> bool {
+        self.folio.page_is_zero(self.index())
+    }
+
+    /// Splits the page's large folio into small folios (`split_huge_page`), if its lock is free.
+    /// On success the page is in a small folio of its own, and this `PageRef` names that folio
+    /// and holds the reference it held on the large one: the split moves the caller's reference
+    /// to the folio of the page it is given. A small folio is left as it is.
+    ///
+    /// The split needs every other reference on the large folio gone (`can_split_folio()`).
+    /// Every `PageRef` and [`ARef<Folio>`] holds one, so when the split succeeds no other
+    /// `PageRef` or `ARef<Folio>` names the large folio: none can be left stale by it. Fails
+    /// with `EAGAIN` if the folio is locked or has other references, as `split_huge_page()` does.
+    pub fn split_folio(&mut self) -> crate::error::Result {
+        if !self.folio.test_large() {
+            return Ok(());
+        }
+        let guard = self.folio.try_lock().ok_or(crate::error::code::EAGAIN)?;
+        // SAFETY: The folio is large, locked (the guard) and referenced by us; the page is one of
+        // its pages.
+        let ret = unsafe { bindings::split_huge_page(self.page.as_ptr()) };
+        if ret != 0 {
+            drop(guard);
+            return crate::error::to_result(ret);
+        }
+        // The old folio is now the small folio of its first page and no longer locked unless
+        // that is our page: the lock and our reference moved to the folio of our page.
+        core::mem::forget(guard);
+        // SAFETY: The page is valid: we hold a reference on its (new) folio.
+        let new = unsafe { bindings::page_folio(self.page.as_ptr()) };
+        // SAFETY: The split moved our reference to `new`, which the new `ARef` takes over.
+        let new = unsafe { ARef::from_raw(NonNull::new_unchecked(new.cast::<Folio>())) };
+        // The reference of the old `ARef` moved to `new`: it must not be dropped.
+        core::mem::forget(core::mem::replace(&mut self.folio, new));
+        // SAFETY: The split left the folio of our page locked, for us to unlock.
+        unsafe { bindings::folio_unlock(self.folio.as_raw()) };
+        Ok(())
     }
 }

@@ -18,16 +18,53 @@ use crate::{
     bindings,
     error::{Error, Result},
 };
-use core::ptr::{self, NonNull};
+use core::{
+    ops::Deref,
+    ptr::{self, NonNull},
+};
 
 /// The span of memory one page table (a page middle directory entry) maps.
 pub const PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
+
+/// A VMA whose address space's mmap lock is held, for reading at least: what walks of its page
+/// tables need (`walk_page_range_vma()` asserts it). A [`VmaRef`] may also come from
+/// `lock_vma_under_rcu()`, which holds the VMA's lock only, so the walks are methods of this
+/// type instead.
+///
+/// # Invariants
+///
+/// The VMA is valid and its mm's mmap lock is held for as long as the reference lives.
+#[repr(transparent)]
+pub struct MmapLockedVma(VmaRef);
+
+impl Deref for MmapLockedVma {
+    type Target = VmaRef;
+
+    #[inline]
+    fn deref(&self) -> &VmaRef {
+        &self.0
+    }
+}
+
+impl MmapLockedVma {
+    /// Access a VMA given a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `vma` is valid for `'a`, and its mm's mmap lock is held (for reading at least) for `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(vma: *const bindings::vm_area_struct) -> &'a Self {
+        // SAFETY: `MmapLockedVma` is a transparent wrapper of `VmaRef`, itself of the C struct;
+        // the caller guarantees validity and the lock.
+        unsafe { &*vma.cast() }
+    }
+}
 
 impl<'a> MmapReadGuard<'a> {
     /// Returns the first VMA that ends above `addr` (it may start above `addr` too), as
     /// `find_vma()` does; iterate with `find_vma(vma.end())`.
     #[inline]
-    pub fn find_vma(&self, addr: usize) -> Option<&VmaRef> {
+    pub fn find_vma(&self, addr: usize) -> Option<&MmapLockedVma> {
         // SAFETY: We hold the mmap read lock (type invariant); any `addr` is fine.
         let vma = unsafe { bindings::find_vma(self.mm.as_raw(), addr) };
         if vma.is_null() {
@@ -35,8 +72,14 @@ impl<'a> MmapReadGuard<'a> {
         } else {
             // SAFETY: `vma` is a valid VMA of this mm and stays valid while the read lock is held,
             // which the borrow of `self` ensures.
-            Some(unsafe { VmaRef::from_raw(vma) })
+            Some(unsafe { MmapLockedVma::from_raw(vma) })
         }
+    }
+
+    /// Returns the VMA that contains `addr`, as `vma_lookup()` does.
+    #[inline]
+    pub fn vma_at(&self, addr: usize) -> Option<&MmapLockedVma> {
+        self.find_vma(addr).filter(|v| v.start() <= addr)
     }
 }
 
@@ -44,11 +87,13 @@ impl VmaRef {
     /// Returns whether the VMA has an `anon_vma`: whether anonymous pages were ever faulted in.
     #[inline]
     pub fn has_anon_vma(&self) -> bool {
-        // SAFETY: The VMA is valid and its mm's mmap lock is held (type invariant of `VmaRef`), so
-        // `anon_vma` is stable enough for a test against NULL.
-        !unsafe { (*self.as_ptr()).anon_vma }.is_null()
+        // SAFETY: The VMA is valid under the mmap or VMA lock (type invariant of `VmaRef`); the
+        // pointer is read once, for a test against NULL, as C does.
+        !unsafe { ptr::read_volatile(&raw const (*self.as_ptr()).anon_vma) }.is_null()
     }
+}
 
+impl MmapLockedVma {
     /// Runs `f` on the folio mapped at `addr` (which must lie in the VMA) and the walk that
     /// found it, with the page table lock held, as `folio_walk_start()` does.
     fn walk<R>(
@@ -62,7 +107,7 @@ impl VmaRef {
         }
         // SAFETY: All-zero is a valid initial `folio_walk`; `folio_walk_start` fills it in.
         let mut fw: bindings::folio_walk = unsafe { core::mem::zeroed() };
-        // SAFETY: The VMA is valid and its mmap lock held (type invariant of `VmaRef`), and `addr`
+        // SAFETY: The VMA is valid and its mmap lock held (type invariant), and `addr`
         // lies within it.
         let folio = unsafe { bindings::folio_walk_start(&mut fw, self.as_ptr(), addr, flags) };
         if folio.is_null() {
@@ -169,7 +214,7 @@ unsafe fn find_pte(
     found
 }
 
-/// `pmd_entry` of [`VmaRef::anon_pages`]: takes the present anonymous pages of one page table
+/// `pmd_entry` of [`MmapLockedVma::anon_pages`]: takes the present anonymous pages of one page table
 /// (or one PMD-mapped huge page), as `ksm_next_page_pmd_entry()` looks for them; stops the walk
 /// once `found` is full.
 ///
@@ -249,10 +294,10 @@ unsafe extern "C" fn find_anon_pmd(
     .into()
 }
 
-/// The walk of [`VmaRef::anon_pages`], under the mmap read lock.
+/// The walk of [`MmapLockedVma::anon_pages`], under the mmap read lock.
 static NEXT_ANON_OPS: bindings::mm_walk_ops = pmd_walk_ops(find_anon_pmd);
 
-impl VmaRef {
+impl MmapLockedVma {
     /// Takes references on the present anonymous pages (not the zero page, not ZONE_DEVICE
     /// memory) at or above `addr` and below `end` (both within the VMA), in address order, until
     /// `found` is full (its capacity): one walk of the page tables, skipping unpopulated ones, as
@@ -264,8 +309,8 @@ impl VmaRef {
         if start >= end || full(found) {
             return false;
         }
-        // SAFETY: The VMA is valid and its mmap lock held for reading at least (type invariant
-        // of `VmaRef`), as the read-locked walk requires; `found` outlives the walk.
+        // SAFETY: The VMA is valid and its mmap lock held for reading at least (type
+        // invariant), as the read-locked walk requires; `found` outlives the walk.
         unsafe {
             bindings::walk_page_range_vma(
                 self.as_ptr(),
@@ -279,7 +324,7 @@ impl VmaRef {
     }
 }
 
-/// `pmd_entry` of [`VmaRef::next_ksm_page`]: looks through one page table for the first entry
+/// `pmd_entry` of [`MmapLockedVma::next_ksm_page`]: looks through one page table for the first entry
 /// that maps a KSM page (or one under migration, which stays a KSM page) or is a zero page
 /// placed by KSM, as `break_ksm_pmd_entry()` does.
 ///
@@ -330,10 +375,10 @@ unsafe extern "C" fn find_ksm_pmd(
     hit.into()
 }
 
-/// The walk of [`VmaRef::next_ksm_page`], under the mmap read lock.
+/// The walk of [`MmapLockedVma::next_ksm_page`], under the mmap read lock.
 static NEXT_KSM_OPS: bindings::mm_walk_ops = pmd_walk_ops(find_ksm_pmd);
 
-impl VmaRef {
+impl MmapLockedVma {
     /// Finds the first address at or above `addr` and below `end` (both within the VMA) that
     /// maps a KSM page, a KSM page under migration or a zero page placed by KSM: one walk of the
     /// page tables, skipping unpopulated ones. Fails with `ERESTARTSYS` if a signal is pending.
@@ -344,8 +389,8 @@ impl VmaRef {
             return Ok(None);
         }
         let mut found = 0usize;
-        // SAFETY: The VMA is valid and its mmap lock held for reading at least (type invariant
-        // of `VmaRef`), as the read-locked walk requires; `found` outlives the walk.
+        // SAFETY: The VMA is valid and its mmap lock held for reading at least (type
+        // invariant), as the read-locked walk requires; `found` outlives the walk.
         let ret = unsafe {
             bindings::walk_page_range_vma(
                 self.as_ptr(),

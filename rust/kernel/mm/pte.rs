@@ -11,6 +11,7 @@
 
 use super::{
     folio::{Folio, PageRef},
+    pgwalk::MmapLockedVma,
     pgwalk::PMD_SIZE,
     virt::VmaRef,
     Mm,
@@ -236,7 +237,7 @@ impl<'a> PteTable<'a> {
     /// to `end`, the end of the VMA or the end of the table, whichever comes first. Returns `None`
     /// when no page table maps `addr`: nothing was populated there, or a huge page is mapped by
     /// the PMD. May not be called in atomic context.
-    pub fn lock(vma: &'a VmaRef, addr: usize, end: usize) -> Option<Self> {
+    pub fn lock(vma: &'a MmapLockedVma, addr: usize, end: usize) -> Option<Self> {
         let addr = addr & !(PAGE_SIZE - 1);
         let table_end = (addr | (PMD_SIZE - 1)).saturating_add(1);
         let end = end.min(vma.end()).min(table_end);
@@ -244,7 +245,7 @@ impl<'a> PteTable<'a> {
             return None;
         }
         let mm = vma.mm().as_raw();
-        // SAFETY: The mmap lock is held (type invariant of `VmaRef`), which keeps the upper
+        // SAFETY: The mmap lock is held (type invariant of `MmapLockedVma`), which keeps the upper
         // levels of the page tables in place; `mm_find_pmd` only reads them.
         let pmd = unsafe { bindings::mm_find_pmd(mm, addr) };
         if pmd.is_null() {
@@ -260,7 +261,7 @@ impl<'a> PteTable<'a> {
         // INVARIANT: The table is mapped and locked, and `[addr, end)` lies in the VMA and in
         // the span of the table.
         Some(Self {
-            vma,
+            vma: &**vma,
             start: addr,
             len: (end - addr) / PAGE_SIZE,
             ptep,

@@ -1,0 +1,1050 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ksm_rs_races: KSM on the paths where the rest of mm runs at the same time
+ * as ksmd, or interrupts it. Every test checks that no process reads a byte
+ * it did not write and that KSM's counters come back to zero once every
+ * process is gone and run=2 unmerged the rest (nothing is left behind in the
+ * trees):
+ *
+ *  - migration: two processes merge 4096 distinct pages with each other;
+ *    one rewrites random pages while the other bounces its pages between
+ *    NUMA nodes with move_pages(MPOL_MF_MOVE_ALL), so KSM folios migrate
+ *    while ksmd sleeps on their lock (a KSM folio that migrated keeps its
+ *    stable node: ksm_get_folio() re-reads kpfn);
+ *  - large folios: with use_zero_pages=1 and a zero-filled KSM page already
+ *    in the stable tree, zero-filled THPs are split and every subpage maps
+ *    the zero page, within a few full scans; every subpage then takes
+ *    writes of its own;
+ *  - an interrupted run=2 (the writer is killed while it unmerges), then
+ *    the process ksmd was scanning exits, ksmd runs again and the others
+ *    exit: no stale item outlives its mm (new processes, which may get the
+ *    exited one's mm_struct, count exactly their own rmap items);
+ *  - fork during run=2: children forked while run=2 unmerges are unmerged
+ *    too (mm/ksm.c adds their slots at the tail of the list it walks), so
+ *    max_page_sharing can be changed right after;
+ *  - exit: the KSM pages of processes that exited stop being counted
+ *    before ksmd finishes its full scan (mm/ksm.c moves an exiting mm's
+ *    slot right after the cursor);
+ *  - THPs whose subpages alternate two contents (one a copy of the other)
+ *    are split and every page merged within a few full scans;
+ *  - ksmd runs at nice 5, as set_user_nice(current, 5) in ksm_scan_thread.
+ *
+ * KSM_RS_RACE_SECONDS sets how long the migration test runs (default 20).
+ * Every attribute of /sys/kernel/mm/ksm that is changed is put back.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest.h"
+#include "vm_util.h"
+#include "ksm_rs_util.h"
+
+#define NR_TESTS		7
+#define SCAN_TIMEOUT_MS		120000
+
+#ifndef MPOL_MF_MOVE_ALL
+#define MPOL_MF_MOVE_ALL	(1 << 2)
+#endif
+
+/* /proc/kpageflags bits (include/uapi/linux/kernel-page-flags.h). */
+#define KPF_BIT_KSM		(1ULL << 21)
+#define KPF_BIT_THP		(1ULL << 22)
+#define KPF_BIT_ZERO_PAGE	(1ULL << 24)
+
+static unsigned long page_size;
+static pid_t main_pid;
+
+static struct saved_attr saved_attrs[] = {
+	{ .name = "max_page_sharing" },
+	{ .name = "merge_across_nodes" },
+	{ .name = "use_zero_pages" },
+	{ .name = "smart_scan" },
+	{ .name = "pages_to_scan" },
+	{ .name = "sleep_millisecs" },
+	{ .name = "advisor_mode" },
+	{ .name = "run" },
+};
+
+static bool set_attr(const char *attr, const char *val)
+{
+	return saved_attr_set(saved_attrs, ARRAY_SIZE(saved_attrs), attr, val);
+}
+
+static void restore_at_exit(void)
+{
+	if (getpid() == main_pid)
+		saved_attrs_restore(saved_attrs, ARRAY_SIZE(saved_attrs), true);
+}
+
+static __printf(3, 4) void expect(bool *ok, bool cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (cond)
+		return;
+	*ok = false;
+	va_start(ap, fmt);
+	printf("#    ");
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
+/* ---- patterns ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static void fill_page(char *page, uint64_t seed)
+{
+	uint64_t *p = (uint64_t *)page;
+	unsigned long j;
+
+	for (j = 0; j < page_size / sizeof(*p); j++)
+		p[j] = mix64(seed * 0x100000001b3ULL + j);
+}
+
+/* Whether @page holds the pattern of @seed; volatile reads, one by one. */
+static bool page_is(const char *page, uint64_t seed)
+{
+	const volatile uint64_t *p = (const volatile uint64_t *)page;
+	unsigned long j;
+
+	for (j = 0; j < page_size / sizeof(*p); j++)
+		if (p[j] != mix64(seed * 0x100000001b3ULL + j))
+			return false;
+	return true;
+}
+
+static bool page_is_zero(const char *page)
+{
+	const volatile uint64_t *p = (const volatile uint64_t *)page;
+	unsigned long j;
+
+	for (j = 0; j < page_size / sizeof(*p); j++)
+		if (p[j])
+			return false;
+	return true;
+}
+
+static char *map_area(unsigned long npages, bool huge)
+{
+	unsigned long size = npages * page_size, align = huge ? 2UL << 20 : 0;
+	char *p = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		ksft_exit_fail_msg("mmap of %lu pages: %s\n", npages,
+				   strerror(errno));
+	if (align) {
+		char *a = (char *)(((uintptr_t)p + align - 1) & ~(align - 1));
+
+		if (a > p)
+			munmap(p, a - p);
+		munmap(a + size, p + align - a);
+		p = a;
+	}
+	madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	return p;
+}
+
+/* A MAP_SHARED anonymous area for control words between processes. */
+static volatile long *map_shared(unsigned long words)
+{
+	void *p = mmap(NULL, words * sizeof(long), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		ksft_exit_fail_msg("shared mmap: %s\n", strerror(errno));
+	return p;
+}
+
+/* ---- counters ---- */
+
+static long proc_merging_pages(pid_t pid)
+{
+	char path[64], buf[64];
+	long v = -1;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/ksm_merging_pages", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		v = strtol(buf, NULL, 10);
+	}
+	return v;
+}
+
+static bool wait_for(bool (*cond)(void *), void *arg, unsigned long ms)
+{
+	unsigned long start = now_ms();
+
+	while (now_ms() - start < ms) {
+		if (cond(arg))
+			return true;
+		usleep(10000);
+	}
+	return cond(arg);
+}
+
+static bool sharing_at_least(void *arg)
+{
+	unsigned long v = ksm_ul("pages_sharing");
+
+	return v != ULONG_MAX && v >= *(unsigned long *)arg;
+}
+
+static bool wait_full_scans(int n)
+{
+	unsigned long start = now_ms();
+	long full0 = ksm_get_full_scans();
+
+	while (now_ms() - start < SCAN_TIMEOUT_MS) {
+		if (ksm_get_full_scans() >= full0 + n)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * After every process of the test exited: run=2 leaves nothing in either
+ * tree, and all counters of merged and tracked pages read 0.
+ */
+static void expect_all_gone(bool *ok, const char *when)
+{
+	static const char *const attrs[] = {
+		"pages_shared", "pages_sharing", "pages_unshared",
+		"pages_volatile", "stable_node_chains", "stable_node_dups",
+		"ksm_zero_pages",
+	};
+	unsigned long v;
+	size_t i;
+
+	expect(ok, sysfs_write("run", "2"), "%s: run=2: %s\n", when,
+	       strerror(errno));
+	for (i = 0; i < ARRAY_SIZE(attrs); i++) {
+		v = ksm_ul(attrs[i]);
+		expect(ok, v == 0, "%s: %s is %lu after run=2, expected 0\n",
+		       when, attrs[i], v);
+	}
+}
+
+static void kill_wait(pid_t *pids, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGKILL);
+	for (i = 0; i < n; i++)
+		if (pids[i] > 0)
+			waitpid(pids[i], NULL, 0);
+}
+
+/* Exit status 0 of @pid, else a message. */
+static void expect_child_ok(bool *ok, pid_t pid, const char *who)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid) {
+		expect(ok, false, "%s: waitpid: %s\n", who, strerror(errno));
+		return;
+	}
+	expect(ok, WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "%s: status 0x%x (a page did not read back)\n", who, status);
+}
+
+static int online_nodes(void)
+{
+	char buf[64];
+	int a, b, fd;
+	ssize_t n;
+
+	fd = open("/sys/devices/system/node/online", O_RDONLY);
+	if (fd < 0)
+		return 1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	if (sscanf(buf, "%d-%d", &a, &b) == 2)
+		return b - a + 1;
+	return 1;
+}
+
+/* ---- migration of KSM folios while ksmd waits on them ---- */
+
+#define MIG_PAGES	4096
+#define MIG_BATCH	512
+
+static volatile long *ctl;	/* [0]: stop, [1]: rewrites, [2]: moves */
+
+struct writer_arg {
+	char *area;
+	uint64_t *seeds;
+};
+
+static void *rewriter(void *p)
+{
+	struct writer_arg *w = p;
+	uint64_t x = 12345, gen = 1;
+
+	while (!ctl[0]) {
+		unsigned long i;
+
+		x = mix64(x);
+		i = x % MIG_PAGES;
+		/*
+		 * The seed is set after the page: the checker runs once this
+		 * thread stopped.
+		 */
+		fill_page(w->area + i * page_size, (gen << 32) | i);
+		w->seeds[i] = (gen << 32) | i;
+		gen++;
+		__atomic_add_fetch(&ctl[1], 1, __ATOMIC_RELAXED);
+		if (!(gen & 63))
+			usleep(1000);
+	}
+	return NULL;
+}
+
+/* The rewriting process: returns 0 if every page holds what it last wrote. */
+static int mig_writer(void)
+{
+	char *area = map_area(MIG_PAGES, false);
+	uint64_t *seeds = calloc(MIG_PAGES, sizeof(*seeds));
+	struct writer_arg w = { area, seeds };
+	unsigned long i, bad = 0;
+	pthread_t t;
+
+	for (i = 0; i < MIG_PAGES; i++) {
+		seeds[i] = i;
+		fill_page(area + i * page_size, i);
+	}
+	if (madvise(area, MIG_PAGES * page_size, MADV_MERGEABLE))
+		return 2;
+	while (!ctl[3])
+		usleep(10000);
+	pthread_create(&t, NULL, rewriter, &w);
+	pthread_join(t, NULL);
+	for (i = 0; i < MIG_PAGES; i++)
+		if (!page_is(area + i * page_size, seeds[i]) && bad++ < 5)
+			printf("#    writer: page %lu does not hold seed %#llx\n",
+			       i, (unsigned long long)seeds[i]);
+	return bad ? 1 : 0;
+}
+
+/* The migrating process: its pages never change. */
+static int mig_mover(int nodes)
+{
+	char *area = map_area(MIG_PAGES, false);
+	void *pages[MIG_BATCH];
+	int node[MIG_BATCH], status[MIG_BATCH];
+	unsigned long i, bad = 0, round = 0;
+
+	for (i = 0; i < MIG_PAGES; i++)
+		fill_page(area + i * page_size, i);
+	if (madvise(area, MIG_PAGES * page_size, MADV_MERGEABLE))
+		return 2;
+	while (!ctl[3])
+		usleep(10000);
+	while (!ctl[0]) {
+		unsigned long first = (round * MIG_BATCH) % MIG_PAGES, j;
+
+		for (j = 0; j < MIG_BATCH; j++) {
+			pages[j] = area + (first + j) * page_size;
+			node[j] = (round / (MIG_PAGES / MIG_BATCH)) % nodes;
+		}
+		if (syscall(__NR_move_pages, 0, MIG_BATCH, pages, node, status,
+			    MPOL_MF_MOVE_ALL) >= 0)
+			__atomic_add_fetch(&ctl[2], 1, __ATOMIC_RELAXED);
+		round++;
+	}
+	for (i = 0; i < MIG_PAGES; i++)
+		if (!page_is(area + i * page_size, i) && bad++ < 5)
+			printf("#    mover: page %lu changed\n", i);
+	return bad ? 1 : 0;
+}
+
+static void test_migration(void)
+{
+	const char *env = getenv("KSM_RS_RACE_SECONDS");
+	unsigned long secs = env ? strtoul(env, NULL, 10) : 20;
+	unsigned long want = MIG_PAGES / 2, sharing_max = 0, start;
+	int nodes = online_nodes();
+	pid_t pids[2];
+	bool ok = true;
+
+	if (nodes < 2) {
+		ksft_test_result_skip("migration: one NUMA node only\n");
+		return;
+	}
+	ctl = map_shared(4);
+	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
+	    !set_attr("pages_to_scan", "1000") ||
+	    !set_attr("sleep_millisecs", "0") ||
+	    !set_attr("merge_across_nodes", "1") ||
+	    !set_attr("run", "1")) {
+		ksft_test_result_fail("migration: set-up of ksm attributes\n");
+		return;
+	}
+	pids[0] = fork();
+	if (!pids[0])
+		_exit(mig_writer());
+	pids[1] = fork();
+	if (!pids[1])
+		_exit(mig_mover(nodes));
+	expect(&ok, wait_for(sharing_at_least, &want, SCAN_TIMEOUT_MS),
+	       "migration: pages_sharing %lu, expected >= %lu before the race\n",
+	       ksm_ul("pages_sharing"), want);
+	ctl[3] = 1;
+	start = now_ms();
+	while (now_ms() - start < secs * 1000) {
+		unsigned long s = ksm_ul("pages_sharing");
+
+		if (s != ULONG_MAX && s > sharing_max)
+			sharing_max = s;
+		usleep(100000);
+	}
+	ctl[0] = 1;
+	expect_child_ok(&ok, pids[0], "writer");
+	expect_child_ok(&ok, pids[1], "mover");
+	ksft_print_msg("migration: %lu s, %ld rewrites, %ld move_pages calls of %d pages, pages_sharing up to %lu\n",
+		       secs, ctl[1], ctl[2], MIG_BATCH, sharing_max);
+	expect(&ok, ctl[2] > 0, "migration: no move_pages call succeeded\n");
+	expect_all_gone(&ok, "migration");
+	munmap((void *)ctl, 4 * sizeof(long));
+	ksft_test_result(ok, "migration: KSM folios migrating under ksmd, every byte kept, nothing left behind\n");
+}
+
+/* ---- large folios: split, then merged with the zero page ---- */
+
+#define ZERO_SMALL	64
+#define THP_PAGES	512
+#define NR_THP		4
+
+static bool range_flags(char *area, unsigned long npages, uint64_t bit,
+			unsigned long *count)
+{
+	int pm = open("/proc/self/pagemap", O_RDONLY);
+	int kpf = open("/proc/kpageflags", O_RDONLY);
+	unsigned long i;
+
+	*count = 0;
+	if (pm < 0 || kpf < 0) {
+		if (pm >= 0)
+			close(pm);
+		if (kpf >= 0)
+			close(kpf);
+		return false;
+	}
+	for (i = 0; i < npages; i++) {
+		uint64_t ent, flags;
+		off_t off = ((uintptr_t)area / page_size + i) * 8;
+
+		if (pread(pm, &ent, 8, off) != 8 || !(ent & (1ULL << 63)))
+			continue;
+		if (pread(kpf, &flags, 8, (ent & ((1ULL << 55) - 1)) * 8) != 8)
+			continue;
+		if (flags & bit)
+			(*count)++;
+	}
+	close(pm);
+	close(kpf);
+	return true;
+}
+
+struct zero_arg {
+	char *area;
+	unsigned long npages;
+};
+
+static bool all_zero_pages(void *p)
+{
+	struct zero_arg *z = p;
+	unsigned long n;
+
+	return range_flags(z->area, z->npages, KPF_BIT_ZERO_PAGE, &n) &&
+	       n == z->npages;
+}
+
+static void test_thp_zero(void)
+{
+	unsigned long want = ZERO_SMALL - 1, n, thp = 0, i, bad = 0;
+	unsigned long npages = NR_THP * THP_PAGES;
+	struct zero_arg z;
+	char *small, *huge;
+	bool ok = true;
+
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK)) {
+		ksft_test_result_skip("thp zero: no THP\n");
+		return;
+	}
+	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
+	    !set_attr("use_zero_pages", "0") ||
+	    !set_attr("pages_to_scan", "1000") ||
+	    !set_attr("sleep_millisecs", "10") || !set_attr("run", "1")) {
+		ksft_test_result_fail("thp zero: set-up of ksm attributes\n");
+		return;
+	}
+	/* A zero-filled KSM page in the stable tree. */
+	small = map_area(ZERO_SMALL, false);
+	for (i = 0; i < ZERO_SMALL; i++)
+		small[i * page_size] = 0;
+	madvise(small, ZERO_SMALL * page_size, MADV_MERGEABLE);
+	expect(&ok, wait_for(sharing_at_least, &want, SCAN_TIMEOUT_MS),
+	       "thp zero: zero-filled small pages: pages_sharing %lu, expected >= %lu\n",
+	       ksm_ul("pages_sharing"), want);
+	/* From now on zero-filled pages go to the zero page. */
+	expect(&ok, set_attr("use_zero_pages", "1"), "use_zero_pages=1\n");
+
+	huge = map_area(npages, true);
+	for (i = 0; i < NR_THP; i++)
+		huge[i * THP_PAGES * page_size] = 0;
+	for (i = 0; i < npages; i++)
+		huge[i * page_size] = 0;
+	range_flags(huge, npages, KPF_BIT_THP, &thp);
+	ksft_print_msg("thp zero: %lu of %lu pages in THPs\n", thp, npages);
+	if (!thp) {
+		munmap(small, ZERO_SMALL * page_size);
+		munmap(huge, npages * page_size);
+		ksft_test_result_skip("thp zero: no THP could be faulted in\n");
+		return;
+	}
+	madvise(huge, npages * page_size, MADV_MERGEABLE);
+	z.area = huge;
+	z.npages = npages;
+	wait_for(all_zero_pages, &z, 0);
+	/* mm/ksm.c: the first pass hashes, the second splits and merges. */
+	for (i = 0; i < 8 && !all_zero_pages(&z); i++)
+		wait_full_scans(1);
+	range_flags(huge, npages, KPF_BIT_ZERO_PAGE, &n);
+	ksft_print_msg("thp zero: %lu of %lu pages map the zero page after %lu more full scans\n",
+		       n, npages, i);
+	expect(&ok, n == npages,
+	       "thp zero: %lu of %lu subpages map the zero page after 8 full scans\n",
+	       n, npages);
+	for (i = 0; i < npages; i++)
+		if (!page_is_zero(huge + i * page_size) && bad++ < 5)
+			printf("#    thp zero: page %lu is not zero\n", i);
+	/* Every subpage takes writes of its own. */
+	for (i = 0; i < npages; i++)
+		fill_page(huge + i * page_size, 0x7468700000000000ULL + i);
+	wait_full_scans(2);
+	for (i = 0; i < npages; i++)
+		if (!page_is(huge + i * page_size, 0x7468700000000000ULL + i) &&
+		    bad++ < 5)
+			printf("#    thp zero: page %lu lost its write\n", i);
+	for (i = 0; i < ZERO_SMALL; i++)
+		if (!page_is_zero(small + i * page_size) && bad++ < 5)
+			printf("#    thp zero: small page %lu is not zero\n", i);
+	expect(&ok, !bad, "thp zero: %lu pages read back wrong\n", bad);
+	munmap(small, ZERO_SMALL * page_size);
+	munmap(huge, npages * page_size);
+	expect_all_gone(&ok, "thp zero");
+	set_attr("use_zero_pages", "0");
+	ksft_test_result(ok, "thp zero: zero-filled THPs split and merged with the zero page, writes stay private\n");
+}
+
+/* ---- large folios: how many full scans until their pages merge ---- */
+
+#define PACE_THP	2
+#define PACE_SCANS	6
+
+struct pace_arg {
+	char *area;
+	unsigned long npages;
+	unsigned long want;
+};
+
+static bool pace_merged(void *p)
+{
+	struct pace_arg *a = p;
+	unsigned long n;
+
+	return range_flags(a->area, a->npages, KPF_BIT_KSM, &n) && n >= a->want;
+}
+
+/*
+ * Two THPs whose subpages alternate two contents, the second a copy of the
+ * first: mm/ksm.c splits them as their pages merge and merges every page in
+ * the same pass. Returns the full scans it took, -1 if not within
+ * PACE_SCANS.
+ */
+static int thp_pace(bool *ok, unsigned long *thp)
+{
+	unsigned long npages = PACE_THP * THP_PAGES, i, bad = 0;
+	struct pace_arg a;
+	char *huge = map_area(npages, true);
+	int scans;
+
+	for (i = 0; i < npages; i++)
+		fill_page(huge + i * page_size, 0x7061636500000000ULL + (i & 1));
+	range_flags(huge, npages, KPF_BIT_THP, thp);
+	madvise(huge, npages * page_size, MADV_MERGEABLE);
+	a.area = huge;
+	a.npages = npages;
+	a.want = npages;
+	/* The scan in progress, then whole ones. */
+	wait_full_scans(1);
+	for (scans = 0; scans < PACE_SCANS && !pace_merged(&a); scans++)
+		wait_full_scans(1);
+	if (!pace_merged(&a))
+		scans = -1;
+	for (i = 0; i < npages; i++)
+		if (!page_is(huge + i * page_size, 0x7061636500000000ULL + (i & 1)) &&
+		    bad++ < 5)
+			printf("#    thp pace: page %lu changed\n", i);
+	expect(ok, !bad, "thp pace: %lu pages read back wrong\n", bad);
+	munmap(huge, npages * page_size);
+	return scans;
+}
+
+static void test_thp_pace(void)
+{
+	unsigned long thp = 0;
+	bool ok = true;
+	int scans;
+
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK)) {
+		ksft_test_result_skip("thp pace: no THP\n");
+		return;
+	}
+	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
+	    !set_attr("use_zero_pages", "0") ||
+	    !set_attr("pages_to_scan", "1000") ||
+	    !set_attr("sleep_millisecs", "10") || !set_attr("run", "1")) {
+		ksft_test_result_fail("thp pace: set-up of ksm attributes\n");
+		return;
+	}
+	scans = thp_pace(&ok, &thp);
+	ksft_print_msg("thp pace: %lu of %d pages in THPs; all merged after %d more full scans\n",
+		       thp, PACE_THP * THP_PAGES, scans);
+	expect(&ok, thp > 0, "thp pace: no THP could be faulted in\n");
+	expect(&ok, scans >= 0,
+	       "thp pace: THP pages not all merged after %d full scans\n",
+	       PACE_SCANS);
+	expect_all_gone(&ok, "thp pace");
+	ksft_test_result(ok, "thp pace: THPs of alternating contents merge within %d full scans\n",
+			 PACE_SCANS);
+}
+
+/* ---- run=2 interrupted, then the scanned process exits ---- */
+
+#define INT_PROCS	6
+#define INT_PAGES	2048
+#define INT_LATE_PAGES	8192
+#define INT_ROUNDS	4
+
+/* A process with @npages pages of patterns i % INT_PAGES; waits to die. */
+static pid_t spawn_holder(unsigned long npages)
+{
+	pid_t pid = fork();
+	unsigned long i;
+	char *area;
+
+	if (pid)
+		return pid;
+	area = map_area(npages, false);
+	for (i = 0; i < npages; i++)
+		fill_page(area + i * page_size, i % INT_PAGES);
+	madvise(area, npages * page_size, MADV_MERGEABLE);
+	for (;;)
+		pause();
+}
+
+#define PROBES		4
+#define PROBE_PAGES	16
+
+/* ksm_rmap_items and ksm_merging_pages of @pid, from /proc/<pid>/ksm_stat. */
+static bool proc_ksm_stat(pid_t pid, long *rmap_items, long *merging)
+{
+	char path[64], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/ksm_stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	*rmap_items = *merging = LONG_MIN;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "ksm_rmap_items %ld", rmap_items) == 1 ||
+		    sscanf(line, "ksm_merging_pages %ld", merging) == 1)
+			continue;
+	}
+	fclose(f);
+	return *rmap_items != LONG_MIN && *merging != LONG_MIN;
+}
+
+/*
+ * New processes, likely to get the mm_struct of one that just exited: each
+ * has PROBE_PAGES unique pages, so ksmd must count exactly that many rmap
+ * items for it and no merged page, whatever it knew of the old mm.
+ */
+static void check_probes(bool *ok, int round)
+{
+	pid_t pids[PROBES];
+	long items, merging;
+	int i;
+
+	for (i = 0; i < PROBES; i++) {
+		pids[i] = fork();
+		if (!pids[i]) {
+			char *area = map_area(PROBE_PAGES, false);
+			int j;
+
+			for (j = 0; j < PROBE_PAGES; j++)
+				fill_page(area + j * page_size,
+					  0x70726f6265000000ULL + (getpid() << 8) + j);
+			madvise(area, PROBE_PAGES * page_size, MADV_MERGEABLE);
+			for (;;)
+				pause();
+		}
+	}
+	usleep(100000);
+	wait_full_scans(2);
+	for (i = 0; i < PROBES; i++) {
+		if (!proc_ksm_stat(pids[i], &items, &merging)) {
+			expect(ok, false, "round %d: probe %d: no ksm_stat\n",
+			       round, i);
+			continue;
+		}
+		expect(ok, items == PROBE_PAGES && merging == 0,
+		       "round %d: new process %d: ksm_rmap_items %ld ksm_merging_pages %ld, expected %d and 0\n",
+		       round, i, items, merging, PROBE_PAGES);
+	}
+	kill_wait(pids, PROBES);
+}
+
+static bool run_interrupted_round(bool *ok, int round, unsigned int delay_ms)
+{
+	unsigned long want = (INT_PROCS - 1) * INT_PAGES * 9 / 10, start;
+	pid_t pids[INT_PROCS], late, writer;
+	char run[16] = "";
+	long merging = 0;
+	int i;
+
+	if (!sysfs_write("run", "2") || !sysfs_write("run", "1")) {
+		expect(ok, false, "round %d: run=2, run=1: %s\n", round,
+		       strerror(errno));
+		return false;
+	}
+	for (i = 0; i < INT_PROCS; i++)
+		pids[i] = spawn_holder(INT_PAGES);
+	expect(ok, wait_for(sharing_at_least, &want, SCAN_TIMEOUT_MS),
+	       "round %d: pages_sharing %lu, expected >= %lu\n", round,
+	       ksm_ul("pages_sharing"), want);
+	/* A process ksmd is in its first pass over when run=2 starts. */
+	late = spawn_holder(INT_LATE_PAGES);
+	start = now_ms();
+	while (now_ms() - start < SCAN_TIMEOUT_MS) {
+		merging = proc_merging_pages(late);
+		if (merging > 0)
+			break;
+		usleep(2000);
+	}
+	writer = fork();
+	if (!writer) {
+		int fd = open(KSM_DIR "/run", O_WRONLY);
+
+		_exit(fd >= 0 && write(fd, "2", 1) == 1 ? 0 : 1);
+	}
+	usleep(delay_ms * 1000);
+	kill(writer, SIGKILL);
+	waitpid(writer, NULL, 0);
+	sysfs_read("run", run, sizeof(run));
+	/* The process ksmd was scanning goes first, then ksmd runs again. */
+	kill_wait(&late, 1);
+	expect(ok, sysfs_write("run", "1"), "round %d: run=1: %s\n", round,
+	       strerror(errno));
+	wait_full_scans(1);
+	check_probes(ok, round);
+	/* The other sharers go: their items leave the stable nodes. */
+	kill_wait(pids, INT_PROCS);
+	ksft_print_msg("round %d: late process had %ld merged pages, run=2 killed after %u ms: run reads %s\n",
+		       round, merging, delay_ms, run);
+	return !strcmp(run, "0");
+}
+
+static void test_interrupted_unmerge(void)
+{
+	unsigned int delay = 5;
+	int round, interrupted = 0;
+	bool ok = true;
+
+	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
+	    !set_attr("pages_to_scan", "200") ||
+	    !set_attr("sleep_millisecs", "20")) {
+		ksft_test_result_fail("interrupted run=2: set-up of ksm attributes\n");
+		return;
+	}
+	for (round = 0; round < INT_ROUNDS; round++) {
+		if (run_interrupted_round(&ok, round, delay))
+			interrupted++;
+		else
+			delay /= 2;
+		/* Nothing of any process may remain. */
+		expect_all_gone(&ok, "interrupted run=2");
+		if (!delay)
+			delay = 1;
+	}
+	expect(&ok, interrupted > 0,
+	       "interrupted run=2: no run=2 was interrupted in %d rounds\n",
+	       INT_ROUNDS);
+	ksft_test_result(ok, "interrupted run=2: %d of %d unmerges interrupted, then exits: nothing left behind\n",
+			 interrupted, INT_ROUNDS);
+}
+
+/* ---- fork while run=2 unmerges ---- */
+
+#define FORK_PARENTS	4
+#define FORK_PAGES	2048
+#define FORK_CHILDREN	16
+
+static int fork_parent(volatile long *c, int idx)
+{
+	char *area = map_area(FORK_PAGES, false);
+	pid_t kids[FORK_CHILDREN];
+	int n = 0, i;
+
+	for (i = 0; i < FORK_PAGES; i++)
+		fill_page(area + i * page_size, i);
+	madvise(area, FORK_PAGES * page_size, MADV_MERGEABLE);
+	while (!c[0])
+		usleep(1000);
+	while (!c[1] && n < FORK_CHILDREN) {
+		pid_t pid = fork();
+
+		if (!pid) {
+			for (;;)
+				pause();
+		}
+		if (pid > 0) {
+			kids[n++] = pid;
+			__atomic_add_fetch(&c[2], 1, __ATOMIC_RELAXED);
+		}
+		usleep(2000);
+	}
+	while (!c[3])
+		usleep(1000);
+	kill_wait(kids, n);
+	(void)idx;
+	return 0;
+}
+
+static void test_fork_during_unmerge(void)
+{
+	unsigned long want = (FORK_PARENTS - 1) * FORK_PAGES * 9 / 10;
+	unsigned long shared, sharing, mps;
+	volatile long *c = map_shared(4);
+	pid_t pids[FORK_PARENTS];
+	char mps_old[32], mps_new[32];
+	bool ok = true;
+	int i;
+
+	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
+	    !set_attr("pages_to_scan", "1000") ||
+	    !set_attr("sleep_millisecs", "0") || !set_attr("run", "1")) {
+		ksft_test_result_fail("fork during run=2: set-up of ksm attributes\n");
+		return;
+	}
+	for (i = 0; i < FORK_PARENTS; i++) {
+		pids[i] = fork();
+		if (!pids[i])
+			_exit(fork_parent(c, i));
+	}
+	expect(&ok, wait_for(sharing_at_least, &want, SCAN_TIMEOUT_MS),
+	       "fork: pages_sharing %lu, expected >= %lu\n",
+	       ksm_ul("pages_sharing"), want);
+	c[0] = 1;
+	usleep(5000);
+	expect(&ok, sysfs_write("run", "2"), "fork: run=2: %s\n",
+	       strerror(errno));
+	c[1] = 1;
+	shared = ksm_ul("pages_shared");
+	sharing = ksm_ul("pages_sharing");
+	ksft_print_msg("fork: %ld children forked during run=2; then pages_shared %lu pages_sharing %lu\n",
+		       c[2], shared, sharing);
+	expect(&ok, shared == 0 && sharing == 0,
+	       "fork: pages_shared %lu pages_sharing %lu after run=2\n",
+	       shared, sharing);
+	/* No KSM page is left anywhere: the knob can change. */
+	sysfs_read("max_page_sharing", mps_old, sizeof(mps_old));
+	mps = strtoul(mps_old, NULL, 10);
+	snprintf(mps_new, sizeof(mps_new), "%lu", mps + 1);
+	expect(&ok, set_attr("max_page_sharing", mps_new),
+	       "fork: max_page_sharing=%s right after run=2: %s\n", mps_new,
+	       strerror(errno));
+	sysfs_write("max_page_sharing", mps_old);
+	c[3] = 1;
+	for (i = 0; i < FORK_PARENTS; i++)
+		waitpid(pids[i], NULL, 0);
+	expect_all_gone(&ok, "fork");
+	munmap((void *)c, 4 * sizeof(long));
+	ksft_test_result(ok, "fork during run=2: the children are unmerged too\n");
+}
+
+/* ---- exit: reaped within the full scan in progress ---- */
+
+#define EXIT_BIG_PAGES	16384
+#define EXIT_PROCS	8
+#define EXIT_PAGES	64
+
+static pid_t spawn_exit_proc(void)
+{
+	pid_t pid = fork();
+	char *area;
+	int j;
+
+	if (pid)
+		return pid;
+	area = map_area(EXIT_PAGES, false);
+	for (j = 0; j < EXIT_PAGES; j++)
+		fill_page(area + j * page_size, j);
+	madvise(area, EXIT_PAGES * page_size, MADV_MERGEABLE);
+	for (;;)
+		pause();
+}
+
+static void test_exit_reaped(void)
+{
+	unsigned long want = (EXIT_PROCS - 1) * EXIT_PAGES, sharing, shared, start;
+	pid_t pids[EXIT_PROCS], big;
+	long full, full_end;
+	bool ok = true;
+	int i;
+
+	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
+	    !set_attr("pages_to_scan", "100") ||
+	    !set_attr("sleep_millisecs", "20") || !set_attr("run", "1")) {
+		ksft_test_result_fail("exit: set-up of ksm attributes\n");
+		return;
+	}
+	/*
+	 * Unique pages: a full scan takes a while. Created between the others,
+	 * so that some are scanned before it and some after.
+	 */
+	for (i = 0; i < EXIT_PROCS / 2; i++)
+		pids[i] = spawn_exit_proc();
+	big = fork();
+	if (!big) {
+		char *area = map_area(EXIT_BIG_PAGES, false);
+		unsigned long j;
+
+		for (j = 0; j < EXIT_BIG_PAGES; j++)
+			fill_page(area + j * page_size, 0x6269670000000000ULL + j);
+		madvise(area, EXIT_BIG_PAGES * page_size, MADV_MERGEABLE);
+		for (;;)
+			pause();
+	}
+	for (; i < EXIT_PROCS; i++)
+		pids[i] = spawn_exit_proc();
+	expect(&ok, wait_for(sharing_at_least, &want, SCAN_TIMEOUT_MS),
+	       "exit: pages_sharing %lu, expected %lu\n",
+	       ksm_ul("pages_sharing"), want);
+	/* Mid-scan, whatever the order the mms are scanned in. */
+	usleep(500000);
+	kill_wait(pids, EXIT_PROCS);
+	full = ksm_get_full_scans();
+	start = now_ms();
+	while (ksm_get_full_scans() == full && now_ms() - start < SCAN_TIMEOUT_MS)
+		usleep(5000);
+	sharing = ksm_ul("pages_sharing");
+	shared = ksm_ul("pages_shared");
+	full_end = ksm_get_full_scans();
+	ksft_print_msg("exit: once full_scans went %ld -> %ld: pages_shared %lu pages_sharing %lu\n",
+		       full, full_end, shared, sharing);
+	expect(&ok, sharing == 0 && shared == 0,
+	       "exit: pages_shared %lu pages_sharing %lu at the end of the full scan the exits happened in\n",
+	       shared, sharing);
+	kill_wait(&big, 1);
+	expect_all_gone(&ok, "exit");
+	ksft_test_result(ok, "exit: KSM pages of exited processes are dropped within the current full scan\n");
+}
+
+/* ---- ksmd's priority ---- */
+
+static void test_ksmd_nice(void)
+{
+	struct dirent *d;
+	DIR *dir = opendir("/proc");
+	int nice = 100;
+
+	while (dir && (d = readdir(dir))) {
+		char path[300], buf[512], *p;
+		int fd;
+		ssize_t n;
+
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (!strstr(buf, "(ksmd)"))
+			continue;
+		/* Field 19 is nice; count from the ')' that ends field 2. */
+		p = strrchr(buf, ')');
+		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d",
+				&nice) == 1)
+			break;
+	}
+	if (dir)
+		closedir(dir);
+	ksft_print_msg("ksmd: nice %d\n", nice);
+	ksft_test_result(nice == 5, "ksmd runs at nice 5\n");
+}
+
+int main(void)
+{
+	page_size = getpagesize();
+	main_pid = getpid();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	ksft_print_header();
+	ksft_set_plan(NR_TESTS);
+	if (access(KSM_DIR "/run", W_OK))
+		ksft_exit_skip("no writable " KSM_DIR "/run\n");
+	atexit(restore_at_exit);
+
+	test_ksmd_nice();
+	test_exit_reaped();
+	test_fork_during_unmerge();
+	test_interrupted_unmerge();
+	test_thp_zero();
+	test_thp_pace();
+	test_migration();
+
+	saved_attrs_restore(saved_attrs, ARRAY_SIZE(saved_attrs), true);
+	ksft_finished();
+}
