@@ -660,7 +660,7 @@ static void test_thp_pace(void)
 #define INT_PROCS	6
 #define INT_PAGES	2048
 #define INT_LATE_PAGES	8192
-#define INT_ROUNDS	4
+#define INT_ROUNDS	6
 
 /* A process with @npages pages of patterns i % INT_PAGES; waits to die. */
 static pid_t spawn_holder(unsigned long npages)
@@ -742,9 +742,15 @@ static void check_probes(bool *ok, int round)
 	kill_wait(pids, PROBES);
 }
 
-static bool run_interrupted_round(bool *ok, int round, unsigned int delay_ms)
+/*
+ * One round; returns what run reads after the writer of run=2 was killed:
+ * 0 if the unmerge was interrupted, 2 if it finished first, 1 if the write
+ * did not start.
+ */
+static int run_interrupted_round(bool *ok, int round, unsigned int delay_ms)
 {
 	unsigned long want = (INT_PROCS - 1) * INT_PAGES * 9 / 10, start;
+	volatile long *writing = map_shared(1);
 	pid_t pids[INT_PROCS], late, writer;
 	char run[16] = "";
 	long merging = 0;
@@ -773,8 +779,11 @@ static bool run_interrupted_round(bool *ok, int round, unsigned int delay_ms)
 	if (!writer) {
 		int fd = open(KSM_DIR "/run", O_WRONLY);
 
+		*writing = 1;
 		_exit(fd >= 0 && write(fd, "2", 1) == 1 ? 0 : 1);
 	}
+	while (!*writing)
+		usleep(100);
 	usleep(delay_ms * 1000);
 	kill(writer, SIGKILL);
 	waitpid(writer, NULL, 0);
@@ -789,13 +798,14 @@ static bool run_interrupted_round(bool *ok, int round, unsigned int delay_ms)
 	kill_wait(pids, INT_PROCS);
 	ksft_print_msg("round %d: late process had %ld merged pages, run=2 killed after %u ms: run reads %s\n",
 		       round, merging, delay_ms, run);
-	return !strcmp(run, "0");
+	munmap((void *)writing, sizeof(long));
+	return atoi(run);
 }
 
 static void test_interrupted_unmerge(void)
 {
 	unsigned int delay = 5;
-	int round, interrupted = 0;
+	int round, interrupted = 0, run;
 	bool ok = true;
 
 	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
@@ -805,14 +815,16 @@ static void test_interrupted_unmerge(void)
 		return;
 	}
 	for (round = 0; round < INT_ROUNDS; round++) {
-		if (run_interrupted_round(&ok, round, delay))
+		run = run_interrupted_round(&ok, round, delay);
+		/* Too late: kill sooner; the write had not begun: later. */
+		if (run == 0)
 			interrupted++;
+		else if (run == 2)
+			delay = delay > 1 ? delay / 2 : 1;
 		else
-			delay /= 2;
+			delay *= 2;
 		/* Nothing of any process may remain. */
 		expect_all_gone(&ok, "interrupted run=2");
-		if (!delay)
-			delay = 1;
 	}
 	expect(&ok, interrupted > 0,
 	       "interrupted run=2: no run=2 was interrupted in %d rounds\n",
