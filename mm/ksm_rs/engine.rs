@@ -83,6 +83,10 @@ pub(crate) struct StableNode {
     key: SKey,
     /// The number of mappings, readable without the folio lock (`rmap_hlist_len`).
     len: Atomic<u32>,
+    /// The node's contents class in its `(tree, hash)` group: nodes of equal contents (a chain
+    /// of `max_page_sharing` duplicates) have the same class, nodes whose contents only have the
+    /// same hash have different classes. Set at insertion, never changed.
+    class: u32,
     /// The mappings. Only accessed under the KSM folio's lock.
     maps: UnsafeCell<KVec<Mapping>>,
 }
@@ -109,6 +113,36 @@ impl StableNode {
         // SAFETY: The folio lock serialises all access (safety requirement).
         unsafe { &mut *self.maps.get() }
     }
+
+    /// The mappings, to read them.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the KSM folio's lock, or is the engine (which alone changes the list,
+    /// under that lock).
+    unsafe fn maps_ref(&self) -> &KVec<Mapping> {
+        // SAFETY: Nobody changes the list meanwhile (safety requirement); others only read it.
+        unsafe { &*self.maps.get() }
+    }
+
+    /// How many more mappings the list holds without allocating.
+    ///
+    /// # Safety
+    ///
+    /// As [`StableNode::maps_ref`].
+    unsafe fn spare(&self) -> usize {
+        // SAFETY: Upheld by the caller.
+        let maps = unsafe { self.maps_ref() };
+        maps.capacity() - maps.len()
+    }
+}
+
+/// The addresses of a run's mask of pages (bit `i` for `addr + i * PAGE_SIZE`, see
+/// [`merge_run`]).
+fn run_addrs(addr: usize, mask: u64) -> impl Iterator<Item = usize> {
+    (0..u64::BITS as usize)
+        .filter(move |&i| mask & (1 << i) != 0)
+        .map(move |i| addr + i * PAGE_SIZE)
 }
 
 /// Returns the stable node of a KSM folio (`folio_stable_node`): null for a KSM folio that is
@@ -280,6 +314,8 @@ pub(crate) struct Engine {
     unstable_len: usize,
     /// The stable tree; a node lives in its tree entry, which does not move while in the tree.
     stable: RBTree<SKey, StableNode>,
+    /// Room for the page references of a run of [`merge_run`] (empty between runs).
+    run_pages: KVec<PageRef>,
     /// The full scan count, modulo 256 (`ksm_scan.seqnr`).
     seq: u8,
     next_id: u64,
@@ -460,21 +496,19 @@ fn with_node_locked<R>(node: &StableNode, f: impl FnOnce(&FolioLockGuard<'_>) ->
 }
 
 /// Finds the mergeable VMA at `addr` (`find_mergeable_vma`).
-fn mergeable_vma<'a>(guard: &'a MmapReadGuard<'_>, addr: usize) -> Option<&'a MmapLockedVma> {
+pub(crate) fn mergeable_vma<'a>(
+    guard: &'a MmapReadGuard<'_>,
+    addr: usize,
+) -> Option<&'a MmapLockedVma> {
     let vma = guard.vma_at(addr)?;
     (vma.flags() & vma_flags::MERGEABLE != 0 && vma.has_anon_vma()).then_some(vma)
 }
 
 /// Splits a page that is about to merge off its large folio, as `try_to_merge_one_page()` does
-/// (only then: a large folio whose pages merge with nothing stays as it is). The references the
-/// scan holds ahead are dropped first (`ahead`): they are on the same folio when the scan found
-/// more of its pages, and would make the split fail. Returns whether the page is now in a small
-/// folio; the pages after it are found again by the scan, as small pages, in the same pass.
-fn split_for_merge(page: &mut PageRef, ahead: &mut dyn FnMut()) -> bool {
-    if !page.folio().test_large() {
-        return true;
-    }
-    ahead();
+/// (only then: a large folio whose pages merge with nothing stays as it is). Returns whether the
+/// page is now in a small folio; the pages after it are found again by the scan, as small
+/// pages, in the same pass.
+fn split_for_merge(page: &mut PageRef) -> bool {
     page.split_folio().is_ok()
 }
 
@@ -550,7 +584,10 @@ fn has_target_contents(page: &PageRef, target: &Target<'_>) -> bool {
 /// all of them, where C flushes twice per page (write-protect, then replace). After the flush no
 /// CPU can write to the pages and a GUP-fast that started before shows in their reference counts,
 /// so each page is then checked (not pinned, still identical) and either replaced or put back as
-/// it was. The addresses that now map the target are appended to `merged`.
+/// it was. Returns the pages that now map the target, as a mask like `more` (bit 0 for `addr`).
+///
+/// `pages` is room for the run's page references, empty and with room for [`MERGE_BATCH`]
+/// entries (the caller keeps it from one run to the next): nothing is allocated here.
 fn merge_run(
     vma: &MmapLockedVma,
     addr: usize,
@@ -558,8 +595,8 @@ fn merge_run(
     target: &Target<'_>,
     max: usize,
     more: u64,
-    merged: &mut KVec<usize>,
-) -> Result {
+    pages: &mut KVec<PageRef>,
+) -> Result<u64> {
     let kfolio = match target {
         Target::Ksm(k) => Some(*k),
         Target::Zero => None,
@@ -567,8 +604,7 @@ fn merge_run(
     };
     if kfolio.is_some_and(|k| page.as_raw() == k.page_raw(0)) {
         // A KSM page forked: already merged.
-        merged.push(addr, GFP_KERNEL)?;
-        return Ok(());
+        return Ok(1);
     }
     let folio = page.folio();
     // A page of a large folio is split off it first (`split_for_merge`).
@@ -582,11 +618,16 @@ fn merge_run(
         .saturating_add(max * PAGE_SIZE)
         .min(table_end)
         .min(vma.end());
-    // Nothing can be allocated under the page table lock: room for the whole run first.
-    let mut pages = KVec::<PageRef>::with_capacity(max, GFP_KERNEL)?;
-    let mut origs = KVec::<Pte>::with_capacity(max, GFP_KERNEL)?;
-    let mut guards = KVec::with_capacity(max, GFP_KERNEL)?;
-    merged.reserve(max, GFP_KERNEL)?;
+    // Nothing can be allocated under the page table lock: the run's state is on the stack (a
+    // few hundred bytes, as a `folio_batch`) and in the caller's `pages`.
+    pages.clear();
+    if pages.capacity() + 1 < max {
+        return Err(ENOMEM);
+    }
+    let mut origs = [Pte::from_raw(bindings::pte_t::default()); MERGE_BATCH];
+    let mut guards: [Option<FolioLockGuard<'_>>; MERGE_BATCH] = [const { None }; MERGE_BATCH];
+    let mut n = 0;
+    let mut merged = 0u64;
     // Started before the page table lock is taken: it may sleep.
     let _inv = MmuInvalidation::start(vma.mm(), addr, end);
     let mut t = PteTable::lock(vma, addr, end).ok_or(EFAULT)?;
@@ -619,25 +660,24 @@ fn merge_run(
         let Some(g) = f.try_lock() else {
             break;
         };
-        if guards.push_within_capacity(g).is_err() {
-            break;
-        }
+        guards[n] = Some(g);
+        n += 1;
     }
-    let n = guards.len();
     if n == 0 {
         return Err(EFAULT);
     }
     t.flush_cache(0, n);
-    for i in 0..n {
+    for (i, orig) in origs.iter_mut().enumerate().take(n) {
         // SAFETY: The TLB is flushed right below and every entry is put back in the loop after
         // it, still under the page table lock.
-        let orig = unsafe { t.get_and_clear(i) };
-        // Cannot fail: room for `max >= n` entries.
-        let _ = origs.push_within_capacity(orig);
+        *orig = unsafe { t.get_and_clear(i) };
     }
     t.flush_tlb(0, n);
     let mm = vma.mm();
-    for (i, (g, &orig)) in guards.iter().zip(origs.iter()).enumerate() {
+    for (i, (g, &orig)) in guards.iter().zip(origs.iter()).enumerate().take(n) {
+        let Some(g) = g else {
+            break;
+        };
         let p = if i == 0 { page } else { &pages[i - 1] };
         // One reference is ours: the caller's on page 0, the run's on the others.
         let swapped = i32::from(g.test_swapcache());
@@ -696,12 +736,11 @@ fn merge_run(
         // SAFETY: The page table held a reference on the folio for the entry just replaced; our
         // own reference keeps it alive until the guard and `p` are dropped.
         unsafe { bindings::folio_put(g.as_raw()) };
-        // Cannot fail: room for `max >= n` addresses.
-        let _ = merged.push_within_capacity(a);
+        merged |= 1 << i;
     }
     drop(t);
     drop(guards);
-    Ok(())
+    Ok(merged)
 }
 
 /// Makes `page`, mapped at `addr` of `vma`, a KSM folio of its own that has no stable node yet
@@ -782,6 +821,7 @@ impl Engine {
             unstable: KVVec::new(),
             unstable_len: 0,
             stable: RBTree::new(),
+            run_pages: KVec::new(),
             seq: 0,
             next_id: 0,
             zero_hash: hash_bytes(&ZEROES),
@@ -1030,20 +1070,47 @@ impl Engine {
         }
     }
 
-    /// Counts the stable nodes of equal key prefix (a chain when more than one), up to `max`:
-    /// O(`max` log n), however long the chain (`max_page_sharing=2` makes one duplicate per two
-    /// mappings).
-    fn group_len(&self, tree: u32, hash: Hash, max: usize) -> usize {
+    /// Counts the stable nodes of one contents class in a `(tree, hash)` group (a chain when
+    /// more than one), up to `max`. Nodes of other classes in the group are stepped over: the
+    /// cost is O((`max` + nodes of other contents with the same hash) log n), whatever the
+    /// length of the chain (`max_page_sharing=2` makes one duplicate per two mappings).
+    fn group_len(&self, tree: u32, hash: Hash, class: u32, max: usize) -> usize {
         let mut n = 0;
         let mut key = (tree, hash, 0);
         while n < max {
             let Some(k) = next_in_group(&self.stable, &key, |k| k.0 == tree && k.1 == hash) else {
                 break;
             };
-            n += 1;
+            if self.stable.get(&k).is_some_and(|node| node.class == class) {
+                n += 1;
+            }
             key.2 = k.2 + 1;
         }
         n
+    }
+
+    /// The contents class (see [`StableNode::class`]) of a new KSM page `kfolio` of group
+    /// `(tree, hash)`: that of a node of the group with the same contents, else one that no node
+    /// of the group has. The group's newest node is looked at first, and a new KSM page that
+    /// joins a chain has the contents of its newest node: one comparison but for nodes of other
+    /// contents with the same hash.
+    fn contents_class(&self, tree: u32, hash: Hash, kfolio: &Folio) -> u32 {
+        let mut key = (tree, hash, 0);
+        let mut unused = 0;
+        while let Some(k) = next_in_group(&self.stable, &key, |k| k.0 == tree && k.1 == hash) {
+            key.2 = k.2 + 1;
+            let Some(node) = self.stable.get(&k) else {
+                break;
+            };
+            unused = unused.max(node.class.saturating_add(1));
+            // A stale node (its KSM page is gone) is of no class that matters any more.
+            if let Some(f) = node_folio(node) {
+                if kfolio.page_eq(0, &f, 0) {
+                    return node.class;
+                }
+            }
+        }
+        unused
     }
 
     /// Removes a stale stable node (its folio is gone) and resets the items that pointed to it
@@ -1075,13 +1142,15 @@ impl Engine {
                 }
             }
         }
-        self.chain_changed(key.0, key.1, false);
+        self.chain_changed(key.0, key.1, node.class, false);
         drop(node);
     }
 
-    fn chain_changed(&self, tree: u32, hash: Hash, added: bool) {
+    /// Updates the chain counters after a node of contents class `class` joined (`added`) or
+    /// left the group `(tree, hash)`.
+    fn chain_changed(&self, tree: u32, hash: Hash, class: u32, added: bool) {
         // `chain_delta` tells 0, 1, 2 and more than 2 nodes apart: count up to 3.
-        let (chains, dups) = chain_delta(self.group_len(tree, hash, 3), added);
+        let (chains, dups) = chain_delta(self.group_len(tree, hash, class, 3), added);
         COUNTERS
             .stable_node_chains
             .fetch_add(chains as u64, Relaxed);
@@ -1097,6 +1166,7 @@ impl Engine {
         let tree = tree_of(kfolio.nid());
         // Ids count down, so that a group is visited newest first.
         let key = (tree, hash, (u64::MAX >> 1) - self.next_id);
+        let class = self.contents_class(tree, hash, kfolio);
         let maps = KVec::with_capacity(2, GFP_KERNEL).ok()?;
         let entry = RBTreeNode::new(
             key,
@@ -1104,6 +1174,7 @@ impl Engine {
                 kpfn: Atomic::new(kfolio.pfn()),
                 key,
                 len: Atomic::new(0),
+                class,
                 maps: UnsafeCell::new(maps),
             },
             GFP_KERNEL,
@@ -1117,7 +1188,7 @@ impl Engine {
         // KSM folio pointing to its stable node, which stays where it is in the tree until the
         // folio no longer points to it.
         unsafe { kfolio.set_mapping_word(node.mapping_word()) };
-        self.chain_changed(tree, hash, true);
+        self.chain_changed(tree, hash, class, true);
         Some(p)
     }
 
@@ -1206,11 +1277,15 @@ impl Engine {
         }
     }
 
-    /// Gets the page at a tracked address if it can be merged (`get_mergeable_page`).
-    fn mergeable_page(&self, mmk: usize, addr: usize) -> Option<PageRef> {
+    /// Gets the page at a tracked address if it can be merged (`get_mergeable_page`), with the
+    /// user reference on its mm that was taken to look, for the merge that may follow.
+    fn mergeable_page(&self, mmk: usize, addr: usize) -> Option<(ARef<MmWithUserAsync>, PageRef)> {
         let mm = self.mm_user(mmk)?;
-        let guard = mm.mmap_read_lock();
-        mergeable_vma(&guard, addr)?.anon_page_at(addr)
+        let page = {
+            let guard = mm.mmap_read_lock();
+            mergeable_vma(&guard, addr)?.anon_page_at(addr)?
+        };
+        Some((mm, page))
     }
 
     /// Searches the unstable tree for a page with the contents of `page`, or inserts the item
@@ -1221,7 +1296,7 @@ impl Engine {
         addr: usize,
         page: &PageRef,
         hash: Hash,
-    ) -> Option<(usize, usize, PageRef)> {
+    ) -> Option<(ARef<MmWithUserAsync>, usize, PageRef)> {
         let nid = page.folio().nid();
         let tree = tree_of(nid);
         let seq = self.seq;
@@ -1249,7 +1324,7 @@ impl Engine {
             if tmmk == mmk && taddr == addr {
                 continue;
             }
-            let Some(tree_page) = self.mergeable_page(tmmk, taddr) else {
+            let Some((tmm, tree_page)) = self.mergeable_page(tmmk, taddr) else {
                 continue;
             };
             if tree_page.as_raw() == page.as_raw() {
@@ -1260,7 +1335,7 @@ impl Engine {
                 if MERGE_ACROSS_NODES.load(Relaxed) == 0 && tree_page.folio().nid() != nid {
                     return None;
                 }
-                return Some((tmmk, taddr, tree_page));
+                return Some((tmm, taddr, tree_page));
             }
         }
         let r = self.item_ref(mmk, addr)?;
@@ -1300,49 +1375,59 @@ impl Engine {
         more
     }
 
-    /// Merges the page at `addr` of `mmk` with `target`, with up to `max - 1` pages after it
-    /// allowed by `more` (see [`merge_run`]) (`try_to_merge_with_ksm_page`). Returns the
-    /// addresses merged (none on failure), taken out of the trees, and the VMA's anon_vma with a
-    /// reference for each of them, for their mappings in the stable tree ([`Engine::append`]).
+    /// Merges the page at `addr` of `mm` with `target`, with up to `max - 1` pages after it
+    /// allowed by `more` (see [`merge_run`]) (`try_to_merge_with_ksm_page`). Returns the pages
+    /// merged as a mask (see [`run_addrs`]; 0 on failure), taken out of the trees, and the VMA's
+    /// anon_vma with a reference for each of them, for their mappings in the stable tree
+    /// ([`Engine::append`]).
     fn merge_item(
         &mut self,
-        mmk: usize,
+        mm: &MmWithUser,
         addr: usize,
         page: &PageRef,
         target: &Target<'_>,
         max: usize,
         more: u64,
-    ) -> (KVec<usize>, *mut bindings::anon_vma) {
-        let mut merged = KVec::new();
-        let Some(mm) = self.mm_user(mmk) else {
-            return (merged, ptr::null_mut());
-        };
+    ) -> (u64, *mut bindings::anon_vma) {
         let guard = mm.mmap_read_lock();
         let Some(vma) = mergeable_vma(&guard, addr) else {
-            return (merged, ptr::null_mut());
+            return (0, ptr::null_mut());
         };
-        match target {
-            Target::NewKsm => {
-                if merged.reserve(1, GFP_KERNEL).is_err() || make_ksm_page(vma, addr, page).is_err()
-                {
-                    return (merged, ptr::null_mut());
-                }
-                // Cannot fail: room reserved above.
-                let _ = merged.push_within_capacity(addr);
-            }
-            _ => {
-                let _ = merge_run(vma, addr, page, target, max, more, &mut merged);
-            }
-        }
+        let merged = match target {
+            Target::NewKsm => u64::from(make_ksm_page(vma, addr, page).is_ok()),
+            _ => self.merge_pages(vma, addr, page, target, max, more),
+        };
         // SAFETY: The VMA has an anon_vma (checked by `mergeable_vma`), valid under the mmap
         // lock; the references we take keep it for the stable tree.
         let av = unsafe { (*vma.as_ptr()).anon_vma };
-        for &a in merged.iter() {
+        let mmk = mm_key(mm);
+        for a in run_addrs(addr, merged) {
             self.remove_from_tree(mmk, a);
             // SAFETY: As above.
             unsafe { bindings::get_anon_vma(av) };
         }
         (merged, av)
+    }
+
+    /// [`merge_run`] with the engine's room for a run's page references, kept from one run to
+    /// the next; 0 if there is no memory for it.
+    fn merge_pages(
+        &mut self,
+        vma: &MmapLockedVma,
+        addr: usize,
+        page: &PageRef,
+        target: &Target<'_>,
+        max: usize,
+        more: u64,
+    ) -> u64 {
+        let mut pages = core::mem::take(&mut self.run_pages);
+        let merged = match pages.reserve(MERGE_BATCH, GFP_KERNEL) {
+            Ok(()) => merge_run(vma, addr, page, target, max, more, &mut pages).unwrap_or(0),
+            Err(_) => 0,
+        };
+        pages.clear();
+        self.run_pages = pages;
+        merged
     }
 
     /// Undoes a merge of the item that was not listed (`break_cow`), dropping the anon_vma
@@ -1383,15 +1468,9 @@ impl Engine {
         true
     }
 
-    /// Tries to merge a scanned page (`cmp_and_merge_page`). Before it merges pages after this
-    /// one with it, it calls `ahead`, which drops the references the caller holds on them.
-    pub(crate) fn cmp_and_merge(
-        &mut self,
-        mm: &MmWithUser,
-        addr: usize,
-        mut page: PageRef,
-        ahead: &mut dyn FnMut(),
-    ) {
+    /// Tries to merge a scanned page (`cmp_and_merge_page`); `page` is the only reference the
+    /// scan holds, as in `mm/ksm.c`.
+    pub(crate) fn cmp_and_merge(&mut self, mm: &MmWithUser, addr: usize, mut page: PageRef) {
         let mmk = mm_key(mm);
         let Some(item) = self.item(mmk, addr) else {
             return;
@@ -1423,7 +1502,7 @@ impl Engine {
             }
             if USE_ZERO_PAGES.load(Relaxed) && h == self.zero_hash {
                 // Same hash as an empty page: try the zero page (`try_to_merge_with_zero_page`).
-                if !split_for_merge(&mut page, ahead) {
+                if !split_for_merge(&mut page) {
                     return;
                 }
                 let guard = mm.mmap_read_lock();
@@ -1431,10 +1510,7 @@ impl Engine {
                     // The VMA went away: nothing to merge.
                     None => return,
                     Some(vma) => {
-                        let mut merged = KVec::new();
-                        let target = Target::Zero;
-                        let _ = merge_run(vma, addr, &page, &target, 1, 0, &mut merged);
-                        if !merged.is_empty() {
+                        if self.merge_pages(vma, addr, &page, &Target::Zero, 1, 0) != 0 {
                             return;
                         }
                     }
@@ -1464,15 +1540,13 @@ impl Engine {
             let more = self.run_candidates(mmk, addr, hash, max);
             // At most the pages `more` allows, which are contiguous from the scanned one.
             let max = 1 + more.count_ones() as usize;
-            if more != 0 {
-                // The run checks the pages' reference counts: no reference of ours on them.
-                ahead();
-            }
-            if !split_for_merge(&mut page, ahead) {
+            if !split_for_merge(&mut page) {
                 return;
             }
-            // Reserve the node's list entries before merging, so that listing cannot fail.
-            {
+            // Room in the node's list before merging, so that listing cannot fail. The list
+            // grows by doubling: the folio lock is taken for it only now and then.
+            // SAFETY: We are the engine.
+            if unsafe { n.spare() } < max {
                 let Some(g) = lock_node_folio(n, &kfolio) else {
                     return;
                 };
@@ -1482,18 +1556,18 @@ impl Engine {
                 }
                 drop(g);
             }
-            let (merged, av) = self.merge_item(mmk, addr, &page, &Target::Ksm(&kfolio), max, more);
-            if merged.is_empty() {
+            let (merged, av) = self.merge_item(mm, addr, &page, &Target::Ksm(&kfolio), max, more);
+            if merged == 0 {
                 return;
             }
             match lock_node_folio(n, &kfolio) {
                 Some(g) => {
-                    for &a in merged.iter() {
+                    for a in run_addrs(addr, merged) {
                         self.append(&g, node, mmk, a, av);
                     }
                 }
                 None => {
-                    for &a in merged.iter() {
+                    for a in run_addrs(addr, merged) {
                         self.break_cow(mmk, a, av);
                     }
                 }
@@ -1503,28 +1577,28 @@ impl Engine {
         self.remove_from_tree(mmk, addr);
 
         // Then the unstable tree.
-        let Some((tmmk, taddr, mut tree_page)) =
-            self.unstable_search_insert(mmk, addr, &page, hash)
+        let Some((tmm, taddr, mut tree_page)) = self.unstable_search_insert(mmk, addr, &page, hash)
         else {
             return;
         };
+        let tmmk = mm_key(&tmm);
         if ptr::eq(tree_page.folio(), page.folio()) {
             // Two pages of one large folio (the `split` case of `cmp_and_merge_page()`): neither
             // can be split while the other is referenced. Split it now, merge them next time.
             drop(tree_page);
-            let _ = split_for_merge(&mut page, ahead);
+            let _ = split_for_merge(&mut page);
             return;
         }
-        if !split_for_merge(&mut page, ahead) || tree_page.split_folio().is_err() {
+        if !split_for_merge(&mut page) || tree_page.split_folio().is_err() {
             return;
         }
         // Make this page a KSM page, then map the tree page's address to it.
-        let (m, av) = self.merge_item(mmk, addr, &page, &Target::NewKsm, 1, 0);
-        if m.is_empty() {
+        let (m, av) = self.merge_item(mm, addr, &page, &Target::NewKsm, 1, 0);
+        if m == 0 {
             return;
         }
-        let (tm, tav) = self.merge_item(tmmk, taddr, &tree_page, &Target::Ksm(page.folio()), 1, 0);
-        if tm.is_empty() {
+        let (tm, tav) = self.merge_item(&tmm, taddr, &tree_page, &Target::Ksm(page.folio()), 1, 0);
+        if tm == 0 {
             // A KSM page with a single mapping: break it.
             self.break_cow(mmk, addr, av);
             return;
@@ -1607,7 +1681,7 @@ pub(crate) unsafe fn rmap_walk(folio: &Folio, rwc: *mut bindings::rmap_walk_cont
         return;
     }
     // SAFETY: The folio is locked (safety requirement), so its node is alive and its list stable.
-    let maps = unsafe { (*node).maps() };
+    let maps = unsafe { (*node).maps_ref() };
     // SAFETY: `rwc` is valid (safety requirement).
     let rwc = unsafe { &mut *rwc };
     // First the VMAs that hold each mapping, then other mms' (forks since ksmd passed).
@@ -1790,7 +1864,7 @@ pub(crate) unsafe fn collect_procs(
         return;
     }
     // SAFETY: The folio is locked (safety requirement), so its node is alive and its list stable.
-    let maps = unsafe { (*node).maps() };
+    let maps = unsafe { (*node).maps_ref() };
     for m in maps.iter() {
         let av = m.anon_vma;
         // SAFETY: The mapping holds a reference on `av`; `init_task` heads the task list, which
@@ -1997,6 +2071,40 @@ mod tests {
             assert_eq!(chain_delta(n, true), chain_delta(3, true));
             assert_eq!(chain_delta(n, false), chain_delta(3, false));
         }
+    }
+
+    #[test]
+    fn chains_are_counted_by_contents_class() -> Result {
+        let mut e = Engine::new();
+        // Group (0, 7): classes 0, 1, 0, 1, 0 (two contents of one hash); (0, 8): class 0.
+        for (id, key, class) in [
+            (5, (0, 7), 0),
+            (4, (0, 7), 1),
+            (3, (0, 7), 0),
+            (2, (0, 7), 1),
+            (1, (0, 7), 0),
+            (9, (0, 8), 0),
+        ] {
+            let k = (key.0, key.1, id);
+            let node = StableNode {
+                kpfn: Atomic::new(0),
+                key: k,
+                len: Atomic::new(0),
+                class,
+                maps: UnsafeCell::new(KVec::new()),
+            };
+            e.stable.insert(RBTreeNode::new(k, node, GFP_KERNEL)?);
+        }
+        assert_eq!(e.group_len(0, 7, 0, 3), 3);
+        assert_eq!(e.group_len(0, 7, 1, 3), 2);
+        assert_eq!(e.group_len(0, 7, 2, 3), 0);
+        assert_eq!(e.group_len(0, 7, 0, 2), 2);
+        assert_eq!(e.group_len(0, 8, 0, 3), 1);
+        assert_eq!(e.group_len(1, 7, 0, 3), 0);
+        // Two nodes of different contents with one hash are no chain: each class of one node
+        // changes no counter.
+        assert_eq!(chain_delta(e.group_len(0, 8, 0, 3), true), (0, 0));
+        Ok(())
     }
 
     #[test]

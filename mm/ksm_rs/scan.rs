@@ -17,7 +17,7 @@
 
 use crate::{
     advisor,
-    engine::{mm_key, Engine},
+    engine::{mergeable_vma, mm_key, Engine},
     tunables::*,
     KSM,
 };
@@ -26,10 +26,10 @@ use core::pin::Pin;
 /// The most pages one walk of ksmd's scan finds ahead of it.
 const SCAN_AHEAD: usize = 32;
 
-/// Forgets the pages found ahead of the cursor (dropping their references) and moves the
-/// cursor back to the first of them, to be found again.
-fn drop_queue(queue: &mut KVec<(usize, PageRef)>, address: &mut usize, prune_from: &mut usize) {
-    if let Some(&(a, _)) = queue.last() {
+/// Forgets the pages found ahead of the cursor and moves the cursor back to the first of them,
+/// to be found again.
+fn drop_queue(queue: &mut KVec<usize>, address: &mut usize, prune_from: &mut usize) {
+    if let Some(&a) = queue.last() {
         *address = a;
         *prune_from = a;
     }
@@ -90,12 +90,21 @@ pub(crate) struct Scanner {
     offlining: bool,
     /// A user reference on the mm at the cursor, held for the length of one batch.
     current: Option<ARef<MmWithUserAsync>>,
-    /// Pages of the mm at the cursor found by one walk of its page tables and not scanned yet,
-    /// highest address first, each with its item; `address` is past them. Held for no longer
-    /// than the batch.
-    queue: KVec<(usize, PageRef)>,
+    /// Addresses of pages of the mm at the cursor found by one walk of its page tables and not
+    /// scanned yet, highest first, each with its item; `address` is past them. No reference is
+    /// held on those pages: each is taken again when its turn comes, as `mm/ksm.c` takes one
+    /// page at a time, so that the pages ahead can be split, migrated and reused by write faults
+    /// meanwhile. Kept for no longer than the batch.
+    queue: KVec<usize>,
     /// The merge engine.
     engine: Engine,
+}
+
+/// Takes a reference on the anonymous page mapped at `addr` of `mm`, if a mergeable VMA with an
+/// anon_vma maps it (what `scan_get_next_rmap_item()` takes for each page it scans).
+fn mergeable_page_at(mm: &MmWithUser, addr: usize) -> Option<PageRef> {
+    let guard = mm.mmap_read_lock();
+    mergeable_vma(&guard, addr)?.anon_page_at(addr)
 }
 
 /// KSM's global state.
@@ -465,19 +474,10 @@ impl Ksm {
                 break;
             };
             let Scanner {
-                current,
-                engine,
-                queue,
-                address,
-                prune_from,
-                ..
+                current, engine, ..
             } = &mut *scanner;
             if let Some(mm) = current.as_deref() {
-                // A merge that takes pages after this one first drops the references the
-                // queue holds on them.
-                engine.cmp_and_merge(mm, addr, page, &mut || {
-                    drop_queue(queue, address, prune_from)
-                });
+                engine.cmp_and_merge(mm, addr, page);
             }
             COUNTERS.pages_scanned.fetch_add(1, Relaxed);
             n -= 1;
@@ -498,8 +498,13 @@ impl Ksm {
     /// when memory for an item is short.
     fn next_page(&self, scanner: &mut Scanner) -> Option<(usize, PageRef)> {
         loop {
-            if let Some(mmk) = scanner.current.as_deref().map(|u| key(u)) {
-                while let Some((a, page)) = scanner.queue.pop() {
+            if let Some(user) = scanner.current.as_deref() {
+                let mmk = key(user);
+                while let Some(a) = scanner.queue.pop() {
+                    // The page found by the walk may have gone (or been replaced) since.
+                    let Some(page) = mergeable_page_at(user, a) else {
+                        continue;
+                    };
                     if !scanner.engine.should_skip(mmk, a, page.folio()) {
                         return Some((a, page));
                     }
@@ -600,9 +605,9 @@ impl Ksm {
                 addr = vma.end();
                 continue;
             }
-            if vma.anon_pages(addr, vma.end(), &mut found) {
+            if vma.anon_addrs(addr, vma.end(), &mut found) {
                 let mut made = 0;
-                for &(a, _) in found.iter() {
+                for &a in found.iter() {
                     // Items between the last page found and this one are for unmapped pages.
                     scanner.engine.remove_items(mmk, scanner.prune_from, a);
                     if scanner.engine.get_or_create_item(mm, a).is_err() {
@@ -613,10 +618,10 @@ impl Ksm {
                 }
                 // Without memory for an item, the rest is found again next time.
                 if made < found.len() {
-                    scanner.address = found[made].0;
+                    scanner.address = found[made];
                     found.truncate(made);
                 } else {
-                    scanner.address = found[made - 1].0 + PAGE_SIZE;
+                    scanner.address = found[made - 1] + PAGE_SIZE;
                 }
                 found.reverse();
                 scanner.queue = found;

@@ -157,22 +157,27 @@ const fn pmd_walk_ops(
     }
 }
 
-/// Takes a reference on the folio of `page` if it is an anonymous folio not in ZONE_DEVICE
-/// memory, and adds it to `found`, which has room for it.
+/// Adds `addr` to `found`, which has room for it, if `page` is a page of an anonymous folio not
+/// in ZONE_DEVICE memory. No reference is taken: the page may be gone once the lock is dropped.
 ///
 /// # Safety
 ///
 /// `page` is null or mapped at `addr` by a page table entry whose lock the caller holds.
-unsafe fn take_anon(page: *mut bindings::page, addr: usize, found: &mut KVec<(usize, PageRef)>) {
-    // SAFETY: A non-null `page` is mapped under the lock the caller holds.
-    if let Some(page) = NonNull::new(page).and_then(|p| unsafe { PageRef::mapped_anon(p) }) {
+unsafe fn note_anon(page: *mut bindings::page, addr: usize, found: &mut KVec<usize>) {
+    if page.is_null() {
+        return;
+    }
+    // SAFETY: `page` is mapped, so valid, and its folio stays mapped under the lock the caller
+    // holds.
+    let folio = unsafe { Folio::from_raw(bindings::page_folio(page)) };
+    if folio.test_anon() && !folio.is_zone_device() {
         // Cannot fail: the walk stops once `found` is full.
-        let _ = found.push_within_capacity((addr, page));
+        let _ = found.push_within_capacity(addr);
     }
 }
 
 /// Whether `found` has no room left.
-fn full(found: &KVec<(usize, PageRef)>) -> bool {
+fn full(found: &KVec<usize>) -> bool {
     found.len() == found.capacity()
 }
 
@@ -214,13 +219,13 @@ unsafe fn find_pte(
     found
 }
 
-/// `pmd_entry` of [`MmapLockedVma::anon_pages`]: takes the present anonymous pages of one page table
-/// (or one PMD-mapped huge page), as `ksm_next_page_pmd_entry()` looks for them; stops the walk
-/// once `found` is full.
+/// `pmd_entry` of [`MmapLockedVma::anon_addrs`]: notes the addresses of the present anonymous
+/// pages of one page table (or one PMD-mapped huge page), as `ksm_next_page_pmd_entry()` looks
+/// for them; stops the walk once `found` is full.
 ///
 /// # Safety
 ///
-/// Called by `walk_page_range_vma()` with `walk->private` pointing to a `KVec<(usize, PageRef)>`.
+/// Called by `walk_page_range_vma()` with `walk->private` pointing to a `KVec<usize>`.
 unsafe extern "C" fn find_anon_pmd(
     pmdp: *mut bindings::pmd_t,
     mut addr: usize,
@@ -231,11 +236,7 @@ unsafe extern "C" fn find_anon_pmd(
     // SAFETY: `walk` is the walk in progress; its VMA's mmap lock is held and `private` is ours.
     let (vma, mm, found) = unsafe {
         let w = &*walk;
-        (
-            w.vma,
-            w.mm,
-            &mut *w.private.cast::<KVec<(usize, PageRef)>>(),
-        )
+        (w.vma, w.mm, &mut *w.private.cast::<KVec<usize>>())
     };
     // SAFETY: `pmdp` is a PMD entry of this walk, read without its lock as C does.
     let pmd = unsafe { bindings::pmdp_get_lockless(pmdp) };
@@ -264,7 +265,7 @@ unsafe extern "C" fn find_anon_pmd(
                 // mapped under the lock.
                 unsafe {
                     let page = head.add((addr & (PMD_SIZE - 1)) >> crate::page::PAGE_SHIFT);
-                    take_anon(page, addr, found);
+                    note_anon(page, addr, found);
                 }
                 addr += crate::page::PAGE_SIZE;
             }
@@ -280,9 +281,9 @@ unsafe extern "C" fn find_anon_pmd(
     unsafe {
         find_pte(mm, pmdp, addr, end, |addr, pte| {
             if pte.present() {
-                // SAFETY: A present entry of `vma`, under the page table lock that `take_anon`
+                // SAFETY: A present entry of `vma`, under the page table lock that `note_anon`
                 // needs.
-                take_anon(
+                note_anon(
                     bindings::vm_normal_page(vma, addr, pte.into_raw()),
                     addr,
                     found,
@@ -294,15 +295,19 @@ unsafe extern "C" fn find_anon_pmd(
     .into()
 }
 
-/// The walk of [`MmapLockedVma::anon_pages`], under the mmap read lock.
+/// The walk of [`MmapLockedVma::anon_addrs`], under the mmap read lock.
 static NEXT_ANON_OPS: bindings::mm_walk_ops = pmd_walk_ops(find_anon_pmd);
 
 impl MmapLockedVma {
-    /// Takes references on the present anonymous pages (not the zero page, not ZONE_DEVICE
+    /// Appends the addresses of the present anonymous pages (not the zero page, not ZONE_DEVICE
     /// memory) at or above `addr` and below `end` (both within the VMA), in address order, until
     /// `found` is full (its capacity): one walk of the page tables, skipping unpopulated ones, as
     /// ksmd's scan does. Returns whether any was found.
-    pub fn anon_pages(&self, addr: usize, end: usize, found: &mut KVec<(usize, PageRef)>) -> bool {
+    ///
+    /// No reference is taken on the pages: a reference would keep them from being split,
+    /// migrated or reused by a write fault for as long as it is held. Take the page at an
+    /// address when it is needed, with [`MmapLockedVma::anon_page_at`].
+    pub fn anon_addrs(&self, addr: usize, end: usize, found: &mut KVec<usize>) -> bool {
         let start = addr.max(self.start());
         let end = end.min(self.end());
         let before = found.len();
