@@ -27,9 +27,17 @@
  *    slot right after the cursor);
  *  - THPs whose subpages alternate two contents (one a copy of the other)
  *    are split and every page merged within a few full scans;
+ *  - MADV_COLLAPSE racing ksmd: THP-sized ranges of pages that merge with
+ *    each other are rewritten and collapsed again and again while ksmd
+ *    splits and merges them; every page reads back as last written;
+ *  - chains: pages of two contents whose 32-bit xxh64 is the same (made to
+ *    collide here) are not a chain; stable_node_chains and stable_node_dups
+ *    count KSM pages of equal contents only, as mm/ksm.c, whose trees are
+ *    ordered by the contents;
  *  - ksmd runs at nice 5, as set_user_nice(current, 5) in ksm_scan_thread.
  *
- * KSM_RS_RACE_SECONDS sets how long the migration test runs (default 20).
+ * KSM_RS_RACE_SECONDS sets how long the migration and collapse tests run
+ * (default 20).
  * Every attribute of /sys/kernel/mm/ksm that is changed is put back.
  */
 #define _GNU_SOURCE
@@ -53,7 +61,7 @@
 #include "vm_util.h"
 #include "ksm_rs_util.h"
 
-#define NR_TESTS		7
+#define NR_TESTS		9
 #define SCAN_TIMEOUT_MS		120000
 
 #ifndef MPOL_MF_MOVE_ALL
@@ -279,6 +287,14 @@ static void expect_child_ok(bool *ok, pid_t pid, const char *who)
 	       "%s: status 0x%x (a page did not read back)\n", who, status);
 }
 
+/* KSM_RS_RACE_SECONDS, default 20. */
+static unsigned int race_seconds(void)
+{
+	const char *e = getenv("KSM_RS_RACE_SECONDS");
+
+	return e && atoi(e) > 0 ? atoi(e) : 20;
+}
+
 static int online_nodes(void)
 {
 	char buf[64];
@@ -303,7 +319,7 @@ static int online_nodes(void)
 #define MIG_PAGES	4096
 #define MIG_BATCH	512
 
-static volatile long *ctl;	/* [0]: stop, [1]: rewrites, [2]: moves */
+static volatile long *ctl;	/* [0]: stop, [1]: rewrites, [2]: moves, [4]: not moved */
 
 struct writer_arg {
 	char *area;
@@ -367,6 +383,7 @@ static int mig_mover(int nodes)
 	void *pages[MIG_BATCH];
 	int node[MIG_BATCH], status[MIG_BATCH];
 	unsigned long i, bad = 0, round = 0;
+	long ret;
 
 	for (i = 0; i < MIG_PAGES; i++)
 		fill_page(area + i * page_size, i);
@@ -381,9 +398,20 @@ static int mig_mover(int nodes)
 			pages[j] = area + (first + j) * page_size;
 			node[j] = (round / (MIG_PAGES / MIG_BATCH)) % nodes;
 		}
-		if (syscall(__NR_move_pages, 0, MIG_BATCH, pages, node, status,
-			    MPOL_MF_MOVE_ALL) >= 0)
+		ret = syscall(__NR_move_pages, 0, MIG_BATCH, pages, node, status,
+			      MPOL_MF_MOVE_ALL);
+		if (ret >= 0) {
 			__atomic_add_fetch(&ctl[2], 1, __ATOMIC_RELAXED);
+			/*
+			 * Pages busy (a reference held elsewhere) are not moved:
+			 * counted in the return value when their migration
+			 * failed, in their status when they were not isolated.
+			 */
+			__atomic_add_fetch(&ctl[4], ret, __ATOMIC_RELAXED);
+			for (j = 0; j < MIG_BATCH; j++)
+				if (status[j] < 0)
+					__atomic_add_fetch(&ctl[4], 1, __ATOMIC_RELAXED);
+		}
 		round++;
 	}
 	for (i = 0; i < MIG_PAGES; i++)
@@ -394,8 +422,7 @@ static int mig_mover(int nodes)
 
 static void test_migration(void)
 {
-	const char *env = getenv("KSM_RS_RACE_SECONDS");
-	unsigned long secs = env ? strtoul(env, NULL, 10) : 20;
+	unsigned long secs = race_seconds();
 	unsigned long want = MIG_PAGES / 2, sharing_max = 0, start;
 	int nodes = online_nodes();
 	pid_t pids[2];
@@ -405,7 +432,7 @@ static void test_migration(void)
 		ksft_test_result_skip("migration: one NUMA node only\n");
 		return;
 	}
-	ctl = map_shared(4);
+	ctl = map_shared(5);
 	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
 	    !set_attr("pages_to_scan", "1000") ||
 	    !set_attr("sleep_millisecs", "0") ||
@@ -435,11 +462,11 @@ static void test_migration(void)
 	ctl[0] = 1;
 	expect_child_ok(&ok, pids[0], "writer");
 	expect_child_ok(&ok, pids[1], "mover");
-	ksft_print_msg("migration: %lu s, %ld rewrites, %ld move_pages calls of %d pages, pages_sharing up to %lu\n",
-		       secs, ctl[1], ctl[2], MIG_BATCH, sharing_max);
+	ksft_print_msg("migration: %lu s, %ld rewrites, %ld move_pages calls of %d pages (%ld pages not moved), pages_sharing up to %lu\n",
+		       secs, ctl[1], ctl[2], MIG_BATCH, ctl[4], sharing_max);
 	expect(&ok, ctl[2] > 0, "migration: no move_pages call succeeded\n");
 	expect_all_gone(&ok, "migration");
-	munmap((void *)ctl, 4 * sizeof(long));
+	munmap((void *)ctl, 5 * sizeof(long));
 	ksft_test_result(ok, "migration: KSM folios migrating under ksmd, every byte kept, nothing left behind\n");
 }
 
@@ -653,6 +680,294 @@ static void test_thp_pace(void)
 	expect_all_gone(&ok, "thp pace");
 	ksft_test_result(ok, "thp pace: THPs of alternating contents merge within %d full scans\n",
 			 PACE_SCANS);
+}
+
+/* ---- MADV_COLLAPSE racing ksmd ---- */
+
+#define COLLAPSE_THP	4
+#define COLLAPSE_VARIANTS	4
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE	25
+#endif
+
+/*
+ * COLLAPSE_THP THP-sized ranges whose page i holds the same pattern in every
+ * range, so that ksmd merges them with each other (splitting the THPs). Over
+ * and over, one range is rewritten whole, with that pattern again or with
+ * new contents, and MADV_COLLAPSE makes a THP of it (copying the KSM pages
+ * still in it into a private THP), which ksmd splits and merges again; a few
+ * random pages are rewritten with one of a few patterns (which ksmd merges
+ * too). A shadow of every page's pattern is checked at the end, and once a
+ * second during the run.
+ */
+static void test_thp_collapse(void)
+{
+	unsigned long npages = COLLAPSE_THP * THP_PAGES, i, bad = 0;
+	unsigned long collapses = 0, collapsed = 0, writes = 0, max_sharing = 0;
+	unsigned long start, last_check;
+	unsigned int secs = race_seconds();
+	uint64_t *shadow, rnd = 0x636f6c6cULL;
+	char *area;
+	bool ok = true;
+
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK)) {
+		ksft_test_result_skip("thp collapse: no THP\n");
+		return;
+	}
+	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
+	    !set_attr("use_zero_pages", "0") ||
+	    !set_attr("pages_to_scan", "1000") ||
+	    !set_attr("sleep_millisecs", "0") || !set_attr("run", "1")) {
+		ksft_test_result_fail("thp collapse: set-up of ksm attributes\n");
+		return;
+	}
+	shadow = calloc(npages, sizeof(*shadow));
+	if (!shadow)
+		ksft_exit_fail_msg("thp collapse: no memory for the shadow\n");
+	area = map_area(npages, true);
+	for (i = 0; i < npages; i++) {
+		shadow[i] = 0x636f6c0000000000ULL + i % THP_PAGES;
+		fill_page(area + i * page_size, shadow[i]);
+	}
+	madvise(area, npages * page_size, MADV_MERGEABLE);
+	start = last_check = now_ms();
+	while (now_ms() - start < secs * 1000UL) {
+		unsigned long r, j, v;
+		uint64_t base;
+
+		rnd = mix64(rnd);
+		r = rnd % COLLAPSE_THP;
+		base = rnd & 0x100 ? 0x636f6c0000000000ULL :
+			0x636f6c6e00000000ULL + ((rnd >> 32) & 0xffff) * THP_PAGES;
+		for (j = 0; j < THP_PAGES; j++) {
+			i = r * THP_PAGES + j;
+			shadow[i] = base + j;
+			fill_page(area + i * page_size, shadow[i]);
+		}
+		collapses++;
+		if (!madvise(area + r * THP_PAGES * page_size,
+			     THP_PAGES * page_size, MADV_COLLAPSE))
+			collapsed++;
+		for (j = 0; j < 16; j++) {
+			rnd = mix64(rnd);
+			i = rnd % npages;
+			shadow[i] = 0x636f6c7700000000ULL + (rnd >> 32) % COLLAPSE_VARIANTS;
+			fill_page(area + i * page_size, shadow[i]);
+			writes++;
+		}
+		v = ksm_ul("pages_sharing");
+		if (v != ULONG_MAX && v > max_sharing)
+			max_sharing = v;
+		if (now_ms() - last_check >= 1000) {
+			for (j = 0; j < npages; j++)
+				if (!page_is(area + j * page_size, shadow[j]) &&
+				    bad++ < 5)
+					printf("#    thp collapse: page %lu lost its contents\n", j);
+			last_check = now_ms();
+		}
+		usleep(2000);
+	}
+	wait_full_scans(2);
+	for (i = 0; i < npages; i++)
+		if (!page_is(area + i * page_size, shadow[i]) && bad++ < 5)
+			printf("#    thp collapse: page %lu lost its contents\n", i);
+	ksft_print_msg("thp collapse: %lu MADV_COLLAPSE (%lu collapsed), %lu page writes, pages_sharing up to %lu, %lu pages wrong\n",
+		       collapses, collapsed, writes, max_sharing, bad);
+	expect(&ok, !bad, "thp collapse: %lu pages read back wrong\n", bad);
+	expect(&ok, max_sharing > 0, "thp collapse: nothing merged\n");
+	munmap(area, npages * page_size);
+	free(shadow);
+	expect_all_gone(&ok, "thp collapse");
+	ksft_test_result(ok, "thp collapse: MADV_COLLAPSE racing ksmd, every byte kept, nothing left behind\n");
+}
+
+/* ---- chains are of equal contents, not of equal hashes ---- */
+
+#define XXH_P1	11400714785074694791ULL
+#define XXH_P2	14029467366897019727ULL
+#define XXH_P3	1609587929392839161ULL
+#define XXH_P4	9650029242287828579ULL
+
+static uint64_t rotl64(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t xxh_round(uint64_t acc, uint64_t in)
+{
+	acc += in * XXH_P2;
+	return rotl64(acc, 31) * XXH_P1;
+}
+
+static uint64_t xxh_merge(uint64_t h, uint64_t v)
+{
+	h ^= xxh_round(0, v);
+	return h * XXH_P1 + XXH_P4;
+}
+
+static uint64_t le64(const uint64_t *p)
+{
+	const unsigned char *b = (const unsigned char *)p;
+	uint64_t v = 0;
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		v = (v << 8) | b[i];
+	return v;
+}
+
+/*
+ * xxh64 with seed 0 (lib/xxhash.c) of a page whose 32-byte stripes but the
+ * last were folded into @v, with the last stripe @last: the hash that
+ * mm/ksm.c keeps as its checksum (32 bits of it).
+ */
+static uint64_t xxh64_last_stripe(const uint64_t v_in[4], const uint64_t *last)
+{
+	uint64_t v[4], h;
+	int j;
+
+	for (j = 0; j < 4; j++)
+		v[j] = xxh_round(v_in[j], le64(&last[j]));
+	h = rotl64(v[0], 1) + rotl64(v[1], 7) + rotl64(v[2], 12) +
+	    rotl64(v[3], 18);
+	for (j = 0; j < 4; j++)
+		h = xxh_merge(h, v[j]);
+	h += page_size;
+	h ^= h >> 33;
+	h *= XXH_P2;
+	h ^= h >> 29;
+	h *= XXH_P3;
+	h ^= h >> 32;
+	return h;
+}
+
+/*
+ * Fills @a and @b with two pages that differ in their last word only and
+ * whose xxh64 (seed 0) agree in the low 32 bits, found by the birthday
+ * bound (about 2^16.5 tries of the last stripe). Returns false if none was
+ * found.
+ */
+static bool colliding_pages(char *a, char *b)
+{
+	const unsigned long slots = 1UL << 19;
+	uint64_t v[4] = { XXH_P1 + XXH_P2, XXH_P2, 0, -XXH_P1 };
+	uint64_t *p = (uint64_t *)a, last[4];
+	unsigned long words = page_size / 8, s, j, c;
+	uint64_t *table = calloc(slots, sizeof(*table));
+
+	if (!table)
+		return false;
+	fill_page(a, 0x636861696e000000ULL);
+	for (s = 0; s + 4 < words; s += 4)
+		for (j = 0; j < 4; j++)
+			v[j] = xxh_round(v[j], le64(&p[s + j]));
+	memcpy(last, &p[words - 4], sizeof(last));
+	for (c = 1; c < slots / 2; c++) {
+		uint32_t h;
+		unsigned long k;
+
+		last[3] = c;
+		h = (uint32_t)xxh64_last_stripe(v, last);
+		for (k = h & (slots - 1); table[k]; k = (k + 1) & (slots - 1)) {
+			if ((uint32_t)(table[k] >> 32) != h)
+				continue;
+			memcpy(b, a, page_size);
+			((uint64_t *)a)[words - 1] = table[k] & 0xffffffff;
+			((uint64_t *)b)[words - 1] = c;
+			free(table);
+			return true;
+		}
+		table[k] = ((uint64_t)h << 32) | c;
+	}
+	free(table);
+	return false;
+}
+
+struct chain_arg {
+	unsigned long shared, sharing;
+};
+
+static bool merged_as(void *p)
+{
+	struct chain_arg *c = p;
+
+	return ksm_ul("pages_shared") == c->shared &&
+	       ksm_ul("pages_sharing") == c->sharing;
+}
+
+/*
+ * @copies pages of each of the two contents, interleaved, with
+ * max_page_sharing @max: once merged as mm/ksm.c merges them, the chain
+ * counters must read @chains and @dups.
+ */
+static void chain_round(bool *ok, const char *a, const char *b, int copies,
+			const char *max, unsigned long shared,
+			unsigned long sharing, unsigned long chains,
+			unsigned long dups)
+{
+	unsigned long npages = 2 * copies, i, bad = 0;
+	struct chain_arg want = { shared, sharing };
+	unsigned long got_chains, got_dups;
+	char *area;
+
+	expect(ok, set_attr("run", "2") && set_attr("max_page_sharing", max) &&
+		   set_attr("run", "1"),
+	       "chains: max_page_sharing=%s: %s\n", max, strerror(errno));
+	area = map_area(npages, false);
+	for (i = 0; i < npages; i++)
+		memcpy(area + i * page_size, i % 2 ? b : a, page_size);
+	madvise(area, npages * page_size, MADV_MERGEABLE);
+	expect(ok, wait_for(merged_as, &want, SCAN_TIMEOUT_MS),
+	       "chains: max_page_sharing=%s: pages_shared %lu pages_sharing %lu, expected %lu and %lu\n",
+	       max, ksm_ul("pages_shared"), ksm_ul("pages_sharing"), shared,
+	       sharing);
+	/* One more full scan: nothing changes any more. */
+	wait_full_scans(1);
+	got_chains = ksm_ul("stable_node_chains");
+	got_dups = ksm_ul("stable_node_dups");
+	ksft_print_msg("chains: max_page_sharing=%s, %d pages of each contents: pages_shared %lu pages_sharing %lu stable_node_chains %lu stable_node_dups %lu\n",
+		       max, copies, ksm_ul("pages_shared"),
+		       ksm_ul("pages_sharing"), got_chains, got_dups);
+	expect(ok, got_chains == chains && got_dups == dups,
+	       "chains: max_page_sharing=%s: stable_node_chains %lu stable_node_dups %lu, expected %lu and %lu\n",
+	       max, got_chains, got_dups, chains, dups);
+	for (i = 0; i < npages; i++)
+		if (memcmp(area + i * page_size, i % 2 ? b : a, page_size) &&
+		    bad++ < 5)
+			printf("#    chains: page %lu changed\n", i);
+	expect(ok, !bad, "chains: %lu pages read back wrong\n", bad);
+	munmap(area, npages * page_size);
+	expect_all_gone(ok, "chains");
+}
+
+static void test_chains_by_contents(void)
+{
+	char *a = malloc(page_size), *b = malloc(page_size);
+	bool ok = true;
+
+	if (!a || !b)
+		ksft_exit_fail_msg("chains: no memory\n");
+	if (!colliding_pages(a, b)) {
+		ksft_test_result_fail("chains: no two pages of equal 32-bit xxh64 found\n");
+		return;
+	}
+	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
+	    !set_attr("use_zero_pages", "0") ||
+	    !set_attr("pages_to_scan", "1000") ||
+	    !set_attr("sleep_millisecs", "10") || !set_attr("run", "1")) {
+		ksft_test_result_fail("chains: set-up of ksm attributes\n");
+		return;
+	}
+	ksft_print_msg("chains: two pages of equal 32-bit xxh64 %s\n",
+		       memcmp(a, b, page_size) ? "and different contents" : "BUT EQUAL");
+	/* Two KSM pages of different contents: no chain. */
+	chain_round(&ok, a, b, 2, "256", 2, 2, 0, 0);
+	/* Two chains of two KSM pages each, one per contents. */
+	chain_round(&ok, a, b, 4, "2", 4, 4, 2, 4);
+	free(a);
+	free(b);
+	ksft_test_result(ok, "chains: stable_node_chains/dups count KSM pages of equal contents, not of equal hashes\n");
 }
 
 /* ---- run=2 interrupted, then the scanned process exits ---- */
@@ -1056,6 +1371,8 @@ int main(void)
 	test_interrupted_unmerge();
 	test_thp_zero();
 	test_thp_pace();
+	test_thp_collapse();
+	test_chains_by_contents();
 	test_migration();
 
 	saved_attrs_restore(saved_attrs, ARRAY_SIZE(saved_attrs), true);
