@@ -7,7 +7,7 @@
 //! # Design
 //!
 //! `mm/ksm.c` orders both trees by page contents, comparing whole pages (`memcmp`) at every
-//! level of every search. Here both trees are ordered by a 64-bit hash of the contents (the
+//! level of every search. Here both trees are ordered by a hash of the contents (32 bits of the
 //! `xxh64` that `mm/ksm.c` already computes for its volatility check), so a search reads the
 //! page once to hash it and once more only to confirm a candidate of equal hash. Equal contents
 //! always have equal hashes, so nothing that `mm/ksm.c` would merge is missed; a hash collision
@@ -22,13 +22,30 @@
 //!   word an item otherwise uses for its stable node), so that an entry costs no allocation.
 //! - The stable tree holds one [`StableNode`] per KSM page, keyed by `(tree, hash, id)`. Nodes of
 //!   equal contents (a KSM page reached `max_page_sharing` and a duplicate was started) form a
-//!   chain: `stable_node_chains` and `stable_node_dups` count them.
+//!   chain: `stable_node_chains` and `stable_node_dups` count them. A `(tree, hash)` group may
+//!   also hold KSM pages whose contents only share the hash: [`StableNode::class`] tells them
+//!   apart, so that only equal contents count as a chain.
 //! - `tree` is the NUMA node of the page when `merge_across_nodes` is 0, else 0.
 //!
 //! A KSM folio points to its stable node from `folio->mapping` (with `FOLIO_MAPPING_KSM`), so
 //! that the rest of mm calls [`rmap_walk_ksm`] and friends for it. A node is freed only once its
 //! folio no longer points to it (the folio was freed or migrated): the "keyhole" of
 //! `ksm_get_folio()`.
+//!
+//! # Cost
+//!
+//! Per scanned page: one hash of the page; an item lookup in O(1) (the chunk of the last
+//! lookup) or O(log m) for m tracked chunks; a stable tree search in O(log n) plus one visit per
+//! node of the page's `(tree, hash)` group (comparisons only for nodes with room and mappings);
+//! an unstable lookup of one bucket (two items on average) plus one comparison per item of equal
+//! hash. Merging a run of up to [`MERGE_BATCH`] pages allocates nothing; listing a mapping is
+//! amortised O(1), removing one is O(mappings of its KSM page), and the chain counters cost one
+//! visit per node of the group up to three nodes of the same contents. A group holds more than
+//! the nodes of one contents only when different contents have the same 32-bit hash: rare for
+//! benign contents, but contents chosen to collide (seed-0 `xxh64` is not keyed) make the group
+//! and bucket visits, and the removal of a mapping of a much-shared page, linear in the number
+//! of such pages. Bounding those whatever the contents needs keys ordered by the contents within
+//! a group and a keyed hash, and O(1) mapping removal.
 //!
 //! # Locking
 //!

@@ -1026,10 +1026,27 @@ static void test_runs(void)
 			 RUN_MAX_SHARING);
 }
 
+/* Whether ksmd merged one of the pages the writer writes. */
+static bool run_written_merged(void)
+{
+	unsigned long i, pfn;
+	uint64_t flags;
+
+	for (i = 0; i < RUN_PAGES; i++)
+		if (run_written(i) &&
+		    page_info(run_area + i * page_size, &pfn, &flags) &&
+		    (flags & KPF_BIT_KSM))
+			return true;
+	return false;
+}
+
 /*
  * The writer of test_runs_writer: turns its pages back into the run's
  * contents (mergeable again), waits a little for ksmd, then changes one byte
- * of each; every round a new byte value, noted in the model.
+ * of each; every round a new byte value, noted in the model. Every tenth
+ * round it waits for ksmd to merge one of them (up to three full scans):
+ * mm/ksm.c merges a page only once two scans saw the same contents, which
+ * the short wait of the other rounds may not leave it time for.
  */
 static void *run_writer(void *unused)
 {
@@ -1045,6 +1062,13 @@ static void *run_writer(void *unused)
 				memcpy(run_area + i * page_size, pattern,
 				       page_size);
 		usleep(2000);
+		if (round % 10 == 0 && have_kpageflags()) {
+			long full = ksm_get_full_scans();
+
+			while (!run_written_merged() &&
+			       ksm_get_full_scans() < full + 3)
+				usleep(500);
+		}
 		for (i = 0; i < RUN_PAGES; i++) {
 			int off = (round * 131 + i) % page_size;
 			unsigned long pfn;
