@@ -7,11 +7,11 @@
 //! # Design
 //!
 //! `mm/ksm.c` orders both trees by page contents, comparing whole pages (`memcmp`) at every
-//! level of every search. Here both trees are ordered by a hash of the contents (32 bits of the
-//! `xxh64` that `mm/ksm.c` already computes for its volatility check), so a search reads the
-//! page once to hash it and once more only to confirm a candidate of equal hash. Equal contents
-//! always have equal hashes, so nothing that `mm/ksm.c` would merge is missed; a hash collision
-//! only costs a comparison.
+//! level of every search. Here both trees are ordered by a hash of the contents (32 bits of an
+//! `xxh64` as `mm/ksm.c` computes for its volatility check, with a random seed), so a search
+//! reads the page once to hash it and once more only to confirm a candidate of equal hash. Equal
+//! contents have equal hashes, so nothing that `mm/ksm.c` would merge is missed; a hash
+//! collision only costs a comparison.
 //!
 //! - Every tracked page has an [`Item`] (`struct ksm_rmap_item`), kept per address space in an
 //!   address-ordered tree, created lazily by the scan and freed when the scan finds the address
@@ -41,11 +41,12 @@
 //! hash. Merging a run of up to [`MERGE_BATCH`] pages allocates nothing; listing a mapping is
 //! amortised O(1), removing one is O(mappings of its KSM page), and the chain counters cost one
 //! visit per node of the group up to three nodes of the same contents. A group holds more than
-//! the nodes of one contents only when different contents have the same 32-bit hash: rare for
-//! benign contents, but contents chosen to collide (seed-0 `xxh64` is not keyed) make the group
-//! and bucket visits, and the removal of a mapping of a much-shared page, linear in the number
-//! of such pages. Bounding those whatever the contents needs keys ordered by the contents within
-//! a group and a keyed hash, and O(1) mapping removal.
+//! the nodes of one contents only when different contents have the same 32-bit hash. The hash
+//! has a seed drawn at random at boot (`Engine::seed`), so contents cannot be chosen from
+//! outside the kernel to collide, and benign collisions are rare; still, a group or bucket of
+//! many colliding pages, and the removal of a mapping of a much-shared page, cost time linear
+//! in their number. Bounding those whatever the contents needs keys ordered by the contents
+//! within a group, wider hashes and O(1) mapping removal.
 //!
 //! # Locking
 //!
@@ -336,6 +337,10 @@ pub(crate) struct Engine {
     /// The full scan count, modulo 256 (`ksm_scan.seqnr`).
     seq: u8,
     next_id: u64,
+    /// The seed of the content hash: random, drawn when the engine is created (at boot), so
+    /// that which contents share a hash cannot be known, nor chosen, outside the kernel.
+    /// `mm/ksm.c`'s checksum has seed 0: its trees are ordered by the contents.
+    seed: u64,
     zero_hash: Hash,
 }
 
@@ -346,18 +351,18 @@ unsafe impl Send for Engine {}
 /// A page of zeroes, to compare candidates for the zero page with.
 static ZEROES: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
 
-/// The content hash of a page.
-fn hash_bytes(bytes: &[u8]) -> Hash {
+/// The content hash of a page, with the engine's `seed`.
+fn hash_bytes(bytes: &[u8], seed: u64) -> Hash {
     // SAFETY: `bytes` is valid for its length.
-    unsafe { bindings::xxh64(bytes.as_ptr().cast(), bytes.len(), 0) as Hash }
+    unsafe { bindings::xxh64(bytes.as_ptr().cast(), bytes.len(), seed) as Hash }
 }
 
-/// The content hash of a page, which other mappings may be writing.
-fn hash_page(page: &PageRef) -> Hash {
+/// The content hash of a page, which other mappings may be writing, with the engine's `seed`.
+fn hash_page(page: &PageRef, seed: u64) -> Hash {
     page.with_mapped(|p| {
         // SAFETY: `p` is mapped for `PAGE_SIZE` bytes; `xxh64` reads them as plain bytes,
         // racing writers included, as `calc_checksum()` does.
-        unsafe { bindings::xxh64(p.cast(), PAGE_SIZE, 0) as Hash }
+        unsafe { bindings::xxh64(p.cast(), PAGE_SIZE, seed) as Hash }
     })
 }
 
@@ -831,6 +836,9 @@ pub(crate) fn break_ksm(vma: &MmapLockedVma, start: usize, end: usize) -> Result
 impl Engine {
     /// Creates an empty engine.
     pub(crate) fn new() -> Self {
+        // SAFETY: May be called in any context; before the random pool is initialised it still
+        // returns a value, only not one of full entropy.
+        let seed = unsafe { bindings::get_random_u64() };
         Self {
             mms: RBTree::new(),
             ids: KVec::new(),
@@ -841,7 +849,8 @@ impl Engine {
             run_pages: KVec::new(),
             seq: 0,
             next_id: 0,
-            zero_hash: hash_bytes(&ZEROES),
+            seed,
+            zero_hash: hash_bytes(&ZEROES, seed),
         }
     }
 
@@ -1506,7 +1515,7 @@ impl Engine {
             hash = node.key.1;
         } else {
             self.remove_from_tree(mmk, addr);
-            let h = hash_page(&page);
+            let h = hash_page(&page, self.seed);
             let Some(it) = self.item_mut(mmk, addr) else {
                 return;
             };
@@ -1623,7 +1632,7 @@ impl Engine {
         drop(tree_page);
         // The key is the hash of the KSM page as it is now, write-protected everywhere: `hash`
         // was taken before, and the page may have changed (in step with the tree page) since.
-        let hash = hash_page(&page);
+        let hash = hash_page(&page, self.seed);
         let kfolio = page.folio().lock();
         match self.stable_insert(&kfolio, hash) {
             Some(node) => {
@@ -1947,13 +1956,16 @@ mod tests {
         let mut a = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
         let b = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
         // Equal contents, equal hash: the trees never miss a page mm/ksm.c would merge.
-        assert_eq!(hash_bytes(&a), hash_bytes(&b));
-        assert_eq!(hash_bytes(&a), Engine::new().zero_hash);
+        let e = Engine::new();
+        assert_eq!(hash_bytes(&a, e.seed), hash_bytes(&b, e.seed));
+        assert_eq!(hash_bytes(&a, e.seed), e.zero_hash);
+        // Another seed, another hash: which pages collide depends on the seed.
+        assert_ne!(hash_bytes(&a, 1), hash_bytes(&a, 2));
         a[PAGE_SIZE - 1] = 1;
-        assert_ne!(hash_bytes(&a), hash_bytes(&b));
+        assert_ne!(hash_bytes(&a, e.seed), hash_bytes(&b, e.seed));
         a[PAGE_SIZE - 1] = 0;
         a[0] = 1;
-        assert_ne!(hash_bytes(&a), hash_bytes(&b));
+        assert_ne!(hash_bytes(&a, e.seed), hash_bytes(&b, e.seed));
         Ok(())
     }
 

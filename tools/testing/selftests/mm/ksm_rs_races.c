@@ -30,10 +30,10 @@
  *  - MADV_COLLAPSE racing ksmd: THP-sized ranges of pages that merge with
  *    each other are rewritten and collapsed again and again while ksmd
  *    splits and merges them; every page reads back as last written;
- *  - chains: pages of two contents whose 32-bit xxh64 is the same (made to
- *    collide here) are not a chain; stable_node_chains and stable_node_dups
- *    count KSM pages of equal contents only, as mm/ksm.c, whose trees are
- *    ordered by the contents;
+ *  - chains: pages of two contents whose 32-bit xxh64 with seed 0 (mm/ksm.c's
+ *    checksum) is the same, made to collide here, are not a chain;
+ *    stable_node_chains and stable_node_dups count KSM pages of equal
+ *    contents only, as mm/ksm.c, whose trees are ordered by the contents;
  *  - ksmd runs at nice 5, as set_user_nice(current, 5) in ksm_scan_thread.
  *
  * KSM_RS_RACE_SECONDS sets how long the migration and collapse tests run
