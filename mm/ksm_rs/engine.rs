@@ -157,10 +157,13 @@ impl StableNode {
 
 /// The addresses of a run's mask of pages (bit `i` for `addr + i * PAGE_SIZE`, see
 /// [`merge_run`]).
-fn run_addrs(addr: usize, mask: u64) -> impl Iterator<Item = usize> {
-    (0..u64::BITS as usize)
-        .filter(move |&i| mask & (1 << i) != 0)
-        .map(move |i| addr + i * PAGE_SIZE)
+fn run_addrs(addr: usize, mut mask: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let i = mask.trailing_zeros() as usize;
+        // Clears the lowest bit set.
+        mask &= mask.checked_sub(1)?;
+        Some(addr + i * PAGE_SIZE)
+    })
 }
 
 /// Returns the stable node of a KSM folio (`folio_stable_node`): null for a KSM folio that is
@@ -518,20 +521,16 @@ fn with_node_locked<R>(node: &StableNode, f: impl FnOnce(&FolioLockGuard<'_>) ->
 }
 
 /// Finds the mergeable VMA at `addr` (`find_mergeable_vma`).
-pub(crate) fn mergeable_vma<'a>(
-    guard: &'a MmapReadGuard<'_>,
-    addr: usize,
-) -> Option<&'a MmapLockedVma> {
+fn mergeable_vma<'a>(guard: &'a MmapReadGuard<'_>, addr: usize) -> Option<&'a MmapLockedVma> {
     let vma = guard.vma_at(addr)?;
     (vma.flags() & vma_flags::MERGEABLE != 0 && vma.has_anon_vma()).then_some(vma)
 }
 
-/// Splits a page that is about to merge off its large folio, as `try_to_merge_one_page()` does
-/// (only then: a large folio whose pages merge with nothing stays as it is). Returns whether the
-/// page is now in a small folio; the pages after it are found again by the scan, as small
-/// pages, in the same pass.
-fn split_for_merge(page: &mut PageRef) -> bool {
-    page.split_folio().is_ok()
+/// Takes a reference on the anonymous page mapped at `addr` of `mm`, if a mergeable VMA maps it
+/// (what `scan_get_next_rmap_item()` and `get_mergeable_page()` take).
+pub(crate) fn mergeable_page_at(mm: &MmWithUser, addr: usize) -> Option<PageRef> {
+    let guard = mm.mmap_read_lock();
+    mergeable_vma(&guard, addr)?.anon_page_at(addr)
 }
 
 /// Write-protects the page table entry that maps `page` at `addr` of `vma`, so that its
@@ -608,8 +607,8 @@ fn has_target_contents(page: &PageRef, target: &Target<'_>) -> bool {
 /// so each page is then checked (not pinned, still identical) and either replaced or put back as
 /// it was. Returns the pages that now map the target, as a mask like `more` (bit 0 for `addr`).
 ///
-/// `pages` is room for the run's page references, empty and with room for [`MERGE_BATCH`]
-/// entries (the caller keeps it from one run to the next): nothing is allocated here.
+/// `pages` is room for the run's page references that the caller keeps from one run to the next:
+/// it is allocated once, and left empty on return (no reference outlives the run).
 fn merge_run(
     vma: &MmapLockedVma,
     addr: usize,
@@ -629,7 +628,8 @@ fn merge_run(
         return Ok(1);
     }
     let folio = page.folio();
-    // A page of a large folio is split off it first (`split_for_merge`).
+    // A page of a large folio is split off it first (`PageRef::split_folio`), and only when it
+    // is about to merge, as `try_to_merge_one_page()` does.
     if !folio.test_anon() || folio.test_large() {
         return Err(EFAULT);
     }
@@ -641,11 +641,10 @@ fn merge_run(
         .min(table_end)
         .min(vma.end());
     // Nothing can be allocated under the page table lock: the run's state is on the stack (a
-    // few hundred bytes, as a `folio_batch`) and in the caller's `pages`.
+    // few hundred bytes, as a `folio_batch`) and in the caller's `pages`, which only the first
+    // run ever allocates.
     pages.clear();
-    if pages.capacity() + 1 < max {
-        return Err(ENOMEM);
-    }
+    pages.reserve(MERGE_BATCH, GFP_KERNEL)?;
     let mut origs = [Pte::from_raw(bindings::pte_t::default()); MERGE_BATCH];
     let mut guards: [Option<FolioLockGuard<'_>>; MERGE_BATCH] = [const { None }; MERGE_BATCH];
     let mut n = 0;
@@ -686,6 +685,8 @@ fn merge_run(
         n += 1;
     }
     if n == 0 {
+        drop(guards);
+        pages.clear();
         return Err(EFAULT);
     }
     t.flush_cache(0, n);
@@ -696,10 +697,8 @@ fn merge_run(
     }
     t.flush_tlb(0, n);
     let mm = vma.mm();
-    for (i, (g, &orig)) in guards.iter().zip(origs.iter()).enumerate().take(n) {
-        let Some(g) = g else {
-            break;
-        };
+    // The first `n` guards are the locked folios, the rest `None`.
+    for (i, (g, &orig)) in guards.iter().flatten().zip(origs.iter()).enumerate() {
         let p = if i == 0 { page } else { &pages[i - 1] };
         // One reference is ours: the caller's on page 0, the run's on the others.
         let swapped = i32::from(g.test_swapcache());
@@ -762,13 +761,15 @@ fn merge_run(
     }
     drop(t);
     drop(guards);
+    pages.clear();
     Ok(merged)
 }
 
 /// Makes `page`, mapped at `addr` of `vma`, a KSM folio of its own that has no stable node yet
 /// (`try_to_merge_one_page` with no `kpage`): write-protects it everywhere it is mapped.
 fn make_ksm_page(vma: &MmapLockedVma, addr: usize, page: &PageRef) -> Result {
-    // A page of a large folio is split off it first (`split_for_merge`).
+    // A page of a large folio is split off it first (`PageRef::split_folio`), and only when it
+    // is about to merge, as `try_to_merge_one_page()` does.
     if !page.folio().test_anon() || page.folio().test_large() {
         return Err(EFAULT);
     }
@@ -1307,10 +1308,7 @@ impl Engine {
     /// user reference on its mm that was taken to look, for the merge that may follow.
     fn mergeable_page(&self, mmk: usize, addr: usize) -> Option<(ARef<MmWithUserAsync>, PageRef)> {
         let mm = self.mm_user(mmk)?;
-        let page = {
-            let guard = mm.mmap_read_lock();
-            mergeable_vma(&guard, addr)?.anon_page_at(addr)?
-        };
+        let page = mergeable_page_at(&mm, addr)?;
         Some((mm, page))
     }
 
@@ -1421,7 +1419,7 @@ impl Engine {
         };
         let merged = match target {
             Target::NewKsm => u64::from(make_ksm_page(vma, addr, page).is_ok()),
-            _ => self.merge_pages(vma, addr, page, target, max, more),
+            _ => merge_run(vma, addr, page, target, max, more, &mut self.run_pages).unwrap_or(0),
         };
         // SAFETY: The VMA has an anon_vma (checked by `mergeable_vma`), valid under the mmap
         // lock; the references we take keep it for the stable tree.
@@ -1433,27 +1431,6 @@ impl Engine {
             unsafe { bindings::get_anon_vma(av) };
         }
         (merged, av)
-    }
-
-    /// [`merge_run`] with the engine's room for a run's page references, kept from one run to
-    /// the next; 0 if there is no memory for it.
-    fn merge_pages(
-        &mut self,
-        vma: &MmapLockedVma,
-        addr: usize,
-        page: &PageRef,
-        target: &Target<'_>,
-        max: usize,
-        more: u64,
-    ) -> u64 {
-        let mut pages = core::mem::take(&mut self.run_pages);
-        let merged = match pages.reserve(MERGE_BATCH, GFP_KERNEL) {
-            Ok(()) => merge_run(vma, addr, page, target, max, more, &mut pages).unwrap_or(0),
-            Err(_) => 0,
-        };
-        pages.clear();
-        self.run_pages = pages;
-        merged
     }
 
     /// Undoes a merge of the item that was not listed (`break_cow`), dropping the anon_vma
@@ -1528,7 +1505,7 @@ impl Engine {
             }
             if USE_ZERO_PAGES.load(Relaxed) && h == self.zero_hash {
                 // Same hash as an empty page: try the zero page (`try_to_merge_with_zero_page`).
-                if !split_for_merge(&mut page) {
+                if page.split_folio().is_err() {
                     return;
                 }
                 let guard = mm.mmap_read_lock();
@@ -1536,7 +1513,10 @@ impl Engine {
                     // The VMA went away: nothing to merge.
                     None => return,
                     Some(vma) => {
-                        if self.merge_pages(vma, addr, &page, &Target::Zero, 1, 0) != 0 {
+                        let zero = &Target::Zero;
+                        if merge_run(vma, addr, &page, zero, 1, 0, &mut self.run_pages)
+                            .is_ok_and(|m| m != 0)
+                        {
                             return;
                         }
                     }
@@ -1566,7 +1546,7 @@ impl Engine {
             let more = self.run_candidates(mmk, addr, hash, max);
             // At most the pages `more` allows, which are contiguous from the scanned one.
             let max = 1 + more.count_ones() as usize;
-            if !split_for_merge(&mut page) {
+            if page.split_folio().is_err() {
                 return;
             }
             // Room in the node's list before merging, so that listing cannot fail. The list
@@ -1612,10 +1592,10 @@ impl Engine {
             // Two pages of one large folio (the `split` case of `cmp_and_merge_page()`): neither
             // can be split while the other is referenced. Split it now, merge them next time.
             drop(tree_page);
-            let _ = split_for_merge(&mut page);
+            let _ = page.split_folio();
             return;
         }
-        if !split_for_merge(&mut page) || tree_page.split_folio().is_err() {
+        if page.split_folio().is_err() || tree_page.split_folio().is_err() {
             return;
         }
         // Make this page a KSM page, then map the tree page's address to it.

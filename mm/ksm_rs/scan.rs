@@ -17,7 +17,7 @@
 
 use crate::{
     advisor,
-    engine::{mergeable_vma, mm_key, Engine},
+    engine::{mergeable_page_at, mm_key, Engine},
     tunables::*,
     KSM,
 };
@@ -98,13 +98,6 @@ pub(crate) struct Scanner {
     queue: KVec<usize>,
     /// The merge engine.
     engine: Engine,
-}
-
-/// Takes a reference on the anonymous page mapped at `addr` of `mm`, if a mergeable VMA with an
-/// anon_vma maps it (what `scan_get_next_rmap_item()` takes for each page it scans).
-fn mergeable_page_at(mm: &MmWithUser, addr: usize) -> Option<PageRef> {
-    let guard = mm.mmap_read_lock();
-    mergeable_vma(&guard, addr)?.anon_page_at(addr)
 }
 
 /// KSM's global state.
