@@ -7,24 +7,31 @@
 //! # Design
 //!
 //! `mm/ksm.c` orders both trees by page contents, comparing whole pages (`memcmp`) at every
-//! level of every search. Here both trees are ordered by a hash of the contents (32 bits of an
-//! `xxh64` as `mm/ksm.c` computes for its volatility check, with a random seed), so a search
+//! level of every search. Here both trees are ordered by a hash of the contents (64 bits of an
+//! `xxh64`, as `mm/ksm.c` computes for its volatility check, with a random seed), so a search
 //! reads the page once to hash it and once more only to confirm a candidate of equal hash. Equal
-//! contents have equal hashes, so nothing that `mm/ksm.c` would merge is missed; a hash
-//! collision only costs a comparison.
+//! contents have equal hashes, so nothing that `mm/ksm.c` would merge is missed.
+//!
+//! `xxh64` is not collision resistant, seeded or not (see [`fingerprint`]): many pages of
+//! different contents can be made to share a hash. Among the pages of one hash, those of one
+//! contents are found by a keyed fingerprint (SipHash with a secret random key), computed only
+//! for pages whose hash is shared by other contents:
 //!
 //! - Every tracked page has an [`Item`] (`struct ksm_rmap_item`), kept per address space in an
-//!   address-ordered tree, created lazily by the scan and freed when the scan finds the address
+//!   address-ordered map, created lazily by the scan and freed when the scan finds the address
 //!   no longer mapped.
-//! - The unstable "tree" holds the items of pages whose hash did not change between two scans;
-//!   it is emptied at the start of every full scan. As only equal hashes are looked for, it is a
-//!   hash table: a bucket array of 8-byte heads, chained through the items themselves (the link
-//!   word an item otherwise uses for its stable node), so that an entry costs no allocation.
-//! - The stable tree holds one [`StableNode`] per KSM page, keyed by `(tree, hash, id)`. Nodes of
-//!   equal contents (a KSM page reached `max_page_sharing` and a duplicate was started) form a
-//!   chain: `stable_node_chains` and `stable_node_dups` count them. A `(tree, hash)` group may
-//!   also hold KSM pages whose contents only share the hash: [`StableNode::class`] tells them
-//!   apart, so that only equal contents count as a chain.
+//! - The unstable "tree" holds the items of pages whose checksum (the low 32 bits of the hash)
+//!   did not change between two scans; it is emptied at the start of every full scan. As only
+//!   equal checksums are looked for, it is a hash table: a bucket array of 8-byte heads,
+//!   chained through the items themselves (the link word an item otherwise uses for its stable
+//!   node), so that an entry costs no allocation, with one item per checksum. When a page of
+//!   the same checksum has other contents, both go to the collision tree
+//!   ([`Engine::collide`]), keyed by fingerprint, as do the later pages of that checksum.
+//! - The stable tree holds one [`StableNode`] per KSM page, keyed by
+//!   `(tree, hash, fingerprint, id)`: fingerprint 0 for the nodes of the first contents of a
+//!   `(tree, hash)` group, the page's fingerprint for the others. Nodes of equal contents (a KSM
+//!   page reached `max_page_sharing` and a duplicate was started) form a chain:
+//!   `stable_node_chains` and `stable_node_dups` count them, by [`StableNode::class`].
 //! - `tree` is the NUMA node of the page when `merge_across_nodes` is 0, else 0.
 //!
 //! A KSM folio points to its stable node from `folio->mapping` (with `FOLIO_MAPPING_KSM`), so
@@ -34,19 +41,17 @@
 //!
 //! # Cost
 //!
-//! Per scanned page: one hash of the page; an item lookup in O(1) (the chunk of the last
-//! lookup) or O(log m) for m tracked chunks; a stable tree search in O(log n) plus one visit per
-//! node of the page's `(tree, hash)` group (comparisons only for nodes with room and mappings);
-//! an unstable lookup of one bucket (two items on average) plus one comparison per item of equal
-//! hash. Merging a run of up to [`MERGE_BATCH`] pages allocates nothing; listing a mapping is
-//! amortised O(1), removing one is O(mappings of its KSM page), and the chain counters cost one
-//! visit per node of the group up to three nodes of the same contents. A group holds more than
-//! the nodes of one contents only when different contents have the same 32-bit hash. The hash
-//! has a seed drawn at random at boot (`Engine::seed`), so contents cannot be chosen from
-//! outside the kernel to collide, and benign collisions are rare; still, a group or bucket of
-//! many colliding pages, and the removal of a mapping of a much-shared page, cost time linear
-//! in their number. Bounding those whatever the contents needs keys ordered by the contents
-//! within a group, wider hashes and O(1) mapping removal.
+//! Bounded whatever the page contents and however many sharers a KSM page has. Per scanned
+//! page: one hash of the page; an item lookup in O(1) (the chunk of the last lookup) or
+//! O(log m) for m tracked chunks; a stable tree search in O(log n) that compares the page with
+//! at most two KSM pages (one per subgroup of one contents) and steps over at most
+//! [`SUBGROUP_VISITS`] nodes without room (stale nodes are removed, each once); an unstable
+//! lookup of one bucket (two items on average, one per checksum) or O(log c) in the collision
+//! tree, comparing the page with at most [`COLLIDE_CANDIDATES`] pages, each the only one for
+//! which another mm's mmap lock is taken; at most two fingerprints. Merging a run of up to
+//! [`MERGE_BATCH`] pages allocates nothing. A stable node's mappings are added, removed and
+//! counted in O(1) (an item keeps the index of its mapping, and the last mapping moves into a
+//! freed index); [`rmap_walk`] is O(mappings). The chain counters cost O(log n).
 //!
 //! # Locking
 //!
@@ -79,8 +84,11 @@ use kernel::{
 type ItemRef = u64;
 /// Bits of an [`ItemRef`] for the page: user addresses have at most 57 bits.
 const REF_PAGE_BITS: u32 = 57 - PAGE_SHIFT as u32;
-/// Key of the stable tree: (tree, content hash, node id).
-type SKey = (u32, Hash, u64);
+/// Key of the stable tree: (tree, content hash, fingerprint, node id); see [`StableNode::key`].
+type SKey = (u32, Hash, u64, u64);
+/// Key of the unstable table's collision tree: (tree, checksum, fingerprint, item); see
+/// [`Engine::collide`].
+type CKey = (u32, u32, u64, ItemRef);
 
 /// One mapping of a KSM page (the stable side of `struct ksm_rmap_item`).
 #[derive(Clone, Copy)]
@@ -97,13 +105,17 @@ struct Mapping {
 pub(crate) struct StableNode {
     /// The page frame of the KSM folio; changed by migration (`folio_migrate_ksm`).
     kpfn: Atomic<usize>,
-    /// The node's key in the stable tree.
+    /// The node's key in the stable tree: `(tree, hash, fingerprint, id)`. The fingerprint is 0
+    /// for the nodes of the first contents of a `(tree, hash)` group; nodes of other contents
+    /// with the same hash get the keyed [`fingerprint`] of their page, so that the nodes of one
+    /// contents are next to each other and found in O(log n). Ids count down: newest first.
     key: SKey,
     /// The number of mappings, readable without the folio lock (`rmap_hlist_len`).
     len: Atomic<u32>,
-    /// The node's contents class in its `(tree, hash)` group: nodes of equal contents (a chain
-    /// of `max_page_sharing` duplicates) have the same class, nodes whose contents only have the
-    /// same hash have different classes. Set at insertion, never changed.
+    /// The node's contents class in its `(tree, hash, fingerprint)` subgroup: nodes of equal
+    /// contents (a chain of `max_page_sharing` duplicates) have the same class, nodes whose
+    /// contents only have the same hash and fingerprint (never seen: 2^-64 per pair) have
+    /// different classes. Set at insertion, never changed.
     class: u32,
     /// The mappings. Only accessed under the KSM folio's lock.
     maps: UnsafeCell<KVec<Mapping>>,
@@ -176,18 +188,25 @@ pub(crate) fn folio_stable_node(folio: &Folio) -> *const StableNode {
     (word & !(bindings::FOLIO_MAPPING_FLAGS as usize)) as *const StableNode
 }
 
-/// A page's content hash: 32 bits of `xxh64`, as `calc_checksum()` keeps.
-type Hash = u32;
+/// A page's content hash: `xxh64` with the engine's random seed. Its low 32 bits are the
+/// checksum an [`Item`] keeps, as `calc_checksum()`.
+type Hash = u64;
+
+/// The checksum of a page of hash `hash`, as an [`Item`] keeps it.
+fn checksum(hash: Hash) -> u32 {
+    hash as u32
+}
 
 /// A tracked page (`struct ksm_rmap_item`): 16 bytes.
 #[derive(Clone, Copy)]
 pub(crate) struct Item {
     /// When merged, the stable node's address; in the unstable table of the current scan, the
-    /// next item of its bucket (an [`ItemRef`] + 1, 0 at the end); else 0. See
-    /// [`Item::node`].
+    /// next item of its bucket (an [`ItemRef`] + 1, 0 at the end) or, when [`Item::collide`],
+    /// its page's [`fingerprint`]; else 0. See [`Item::node`].
     link: usize,
-    /// The content hash at the last scan, when `hashed`.
-    hash: Hash,
+    /// When merged, the index of the item's mapping in its stable node's list; else the
+    /// checksum of the contents at the last scan, when `hashed`.
+    hash: u32,
     /// The small fields, see the `ITEM_*` masks.
     bits: u32,
 }
@@ -200,8 +219,12 @@ const ITEM_SEQ: (u32, u32) = (10, 8);
 const ITEM_UNSTABLE: (u32, u32) = (18, 1);
 /// [`Item::bits`]: `hash` is valid.
 const ITEM_HASHED: (u32, u32) = (19, 1);
-/// [`Item::bits`]: scans without merging (smart scan), saturating.
-const ITEM_AGE: (u32, u32) = (20, 8);
+/// [`Item::bits`]: scans without merging (smart scan), saturating at [`AGE_MAX`].
+const ITEM_AGE: (u32, u32) = (20, 7);
+/// [`Item::bits`]: the item is in the unstable table's collision tree, not in a bucket.
+const ITEM_COLLIDE: (u32, u32) = (27, 1);
+/// The most [`Item::age`] counts: [`skip_age`] is the same for all ages from 9 on.
+const AGE_MAX: u8 = (1 << ITEM_AGE.1) - 1;
 /// [`Item::bits`]: scans still to skip (smart scan; at most 8).
 const ITEM_SKIPS: (u32, u32) = (28, 4);
 
@@ -268,6 +291,15 @@ impl Item {
         self.set(ITEM_AGE, u32::from(age));
     }
 
+    /// Whether the unstable item is in the collision tree (its `link` is its fingerprint).
+    fn collide(&self) -> bool {
+        self.get(ITEM_COLLIDE) != 0
+    }
+
+    fn set_collide(&mut self, on: bool) {
+        self.set(ITEM_COLLIDE, u32::from(on));
+    }
+
     /// Scans still to skip (smart scan).
     fn skips(&self) -> u8 {
         self.get(ITEM_SKIPS) as u8
@@ -289,6 +321,7 @@ impl Item {
     /// Sets the stable node (null: not merged); the item is not in the unstable table.
     fn set_node(&mut self, node: *const StableNode) {
         self.set_unstable(false);
+        self.set_collide(false);
         self.link = node as usize;
     }
 
@@ -321,6 +354,18 @@ enum Target<'a> {
     Zero,
 }
 
+/// What [`Engine::unstable_compare`] found.
+enum Compared {
+    /// The same contents: the item's mm (a user reference), address and page.
+    Same(ARef<MmWithUserAsync>, usize, PageRef),
+    /// Other contents: the item's page.
+    Differs(PageRef),
+    /// The item's page is not there or cannot be merged.
+    Gone,
+    /// The search ends without a merge (`page` itself, or across nodes).
+    Stop,
+}
+
 /// The merge engine's state.
 pub(crate) struct Engine {
     mms: RBTree<usize, MmItems>,
@@ -331,8 +376,13 @@ pub(crate) struct Engine {
     /// The unstable table's buckets: the first item (an [`ItemRef`] + 1) or 0; a power of two
     /// long, or empty.
     unstable: KVVec<ItemRef>,
-    /// The number of items in the unstable table.
+    /// The number of items in the unstable table's buckets.
     unstable_len: usize,
+    /// The unstable items whose checksum is that of an item of other contents, by
+    /// `(tree, checksum, fingerprint, item)`: once two pages of one checksum turn out to differ,
+    /// the pages of that checksum are told apart by their keyed [`fingerprint`], so that a
+    /// search compares one page, not every page of the checksum. Emptied with the table.
+    collide: RBTree<CKey, ()>,
     /// The stable tree; a node lives in its tree entry, which does not move while in the tree.
     stable: RBTree<SKey, StableNode>,
     /// Room for the page references of a run of [`merge_run`] (empty between runs).
@@ -344,6 +394,8 @@ pub(crate) struct Engine {
     /// that which contents share a hash cannot be known, nor chosen, outside the kernel.
     /// `mm/ksm.c`'s checksum has seed 0: its trees are ordered by the contents.
     seed: u64,
+    /// The key of [`fingerprint`], random as `seed`.
+    fp_key: bindings::siphash_key_t,
     zero_hash: Hash,
 }
 
@@ -357,7 +409,7 @@ static ZEROES: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
 /// The content hash of a page, with the engine's `seed`.
 fn hash_bytes(bytes: &[u8], seed: u64) -> Hash {
     // SAFETY: `bytes` is valid for its length.
-    unsafe { bindings::xxh64(bytes.as_ptr().cast(), bytes.len(), seed) as Hash }
+    unsafe { bindings::xxh64(bytes.as_ptr().cast(), bytes.len(), seed) }
 }
 
 /// The content hash of a page, which other mappings may be writing, with the engine's `seed`.
@@ -365,8 +417,39 @@ fn hash_page(page: &PageRef, seed: u64) -> Hash {
     page.with_mapped(|p| {
         // SAFETY: `p` is mapped for `PAGE_SIZE` bytes; `xxh64` reads them as plain bytes,
         // racing writers included, as `calc_checksum()` does.
-        unsafe { bindings::xxh64(p.cast(), PAGE_SIZE, seed) as Hash }
+        unsafe { bindings::xxh64(p.cast(), PAGE_SIZE, seed) }
     })
+}
+
+/// A keyed fingerprint of a page's contents: SipHash-2-4 with a secret random key, never 0.
+///
+/// `xxh64` is fast but not collision resistant, whatever its seed: flipping the top bit of an
+/// input word changes the lane's state by one of two values, which the next word of the lane can
+/// cancel, so that pages built that way share their hash with probability 1/2 for any seed. The
+/// fingerprint is only computed for pages whose hash is shared by other contents, and tells them
+/// apart: SipHash is a pseudo-random function, so without its key, contents that share a
+/// fingerprint can only be found by chance (2^-64 per pair).
+///
+/// # Safety
+///
+/// `p` is valid for reading `PAGE_SIZE` bytes.
+unsafe fn fingerprint(p: *const u8, key: &bindings::siphash_key_t) -> u64 {
+    // SAFETY: Upheld by the caller; SipHash reads the bytes as they are, racing writers
+    // included (a page that changes meanwhile is compared again before any merge). The
+    // unaligned variant is the one every architecture builds (`siphash()` is inline).
+    unsafe { bindings::__siphash_unaligned(p.cast(), PAGE_SIZE, key) }.max(1)
+}
+
+/// The [`fingerprint`] of a page.
+fn page_fingerprint(page: &PageRef, key: &bindings::siphash_key_t) -> u64 {
+    // SAFETY: A mapped page is `PAGE_SIZE` bytes.
+    page.with_mapped(|p| unsafe { fingerprint(p, key) })
+}
+
+/// The [`fingerprint`] of the (small) folio `folio`.
+fn folio_fingerprint(folio: &Folio, key: &bindings::siphash_key_t) -> u64 {
+    // SAFETY: As in `page_fingerprint`.
+    folio.with_page_mapped(0, |p| unsafe { fingerprint(p, key) })
 }
 
 /// Whether a page has the contents of a (small) KSM folio (`pages_identical`).
@@ -380,10 +463,10 @@ fn resolve(ids: &[usize], r: ItemRef) -> Option<(usize, usize)> {
     Some((mmk, (r & ((1 << REF_PAGE_BITS) - 1)) as usize))
 }
 
-/// The unstable table's bucket for `(tree, hash)`, of `buckets` (a power of two).
-fn bucket_of(tree: u32, hash: Hash, buckets: usize) -> usize {
-    // `hash` is from an xxh64: its low bits are as good as any.
-    (u64::from(hash) ^ u64::from(tree).wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize & (buckets - 1)
+/// The unstable table's bucket for `(tree, checksum)`, of `buckets` (a power of two).
+fn bucket_of(tree: u32, sum: u32, buckets: usize) -> usize {
+    // `sum` is from a seeded xxh64: its low bits are as good as any.
+    (u64::from(sum) ^ u64::from(tree).wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize & (buckets - 1)
 }
 
 /// The tree a page of node `nid` goes to.
@@ -582,6 +665,12 @@ fn write_protect_page(
     }
     Ok(())
 }
+
+/// The most pages of equal checksum and fingerprint [`Engine::unstable_search_insert`] compares.
+const COLLIDE_CANDIDATES: usize = 8;
+
+/// The most nodes without room [`Engine::subgroup_search`] steps over.
+const SUBGROUP_VISITS: usize = 16;
 
 /// The most pages [`merge_run`] replaces under one TLB flush.
 pub(crate) const MERGE_BATCH: usize = 32;
@@ -840,17 +929,25 @@ impl Engine {
         // SAFETY: May be called in any context; before the random pool is initialised it still
         // returns a value, only not one of full entropy.
         let seed = unsafe { bindings::get_random_u64() };
+        // SAFETY: As above.
+        let fp_key = unsafe {
+            bindings::siphash_key_t {
+                key: [bindings::get_random_u64(), bindings::get_random_u64()],
+            }
+        };
         Self {
             mms: RBTree::new(),
             ids: KVec::new(),
             free_ids: KVec::new(),
             unstable: KVVec::new(),
             unstable_len: 0,
+            collide: RBTree::new(),
             stable: RBTree::new(),
             run_pages: KVec::new(),
             seq: 0,
             next_id: 0,
             seed,
+            fp_key,
             zero_hash: hash_bytes(&ZEROES, seed),
         }
     }
@@ -860,6 +957,7 @@ impl Engine {
     pub(crate) fn start_scan(&mut self) {
         self.unstable.iter_mut().for_each(|h| *h = 0);
         self.unstable_len = 0;
+        self.collide = RBTree::new();
         self.seq = self.seq.wrapping_add(1);
     }
 
@@ -884,9 +982,9 @@ impl Engine {
         resolve(&self.ids, r).map(|(mmk, page)| (mmk, page << PAGE_SHIFT))
     }
 
-    /// Links item `r`, of unstable tree `tree` and hash `hash`, into the unstable table; false
-    /// if the table cannot grow for it.
-    fn unstable_link(&mut self, r: ItemRef, tree: u32, hash: Hash) -> bool {
+    /// Links item `r`, of unstable tree `tree` and checksum `hash`, into the unstable table;
+    /// false if the table cannot grow for it.
+    fn unstable_link(&mut self, r: ItemRef, tree: u32, hash: u32) -> bool {
         // Chains of two on average at most: a bucket head costs 8 bytes, an item in a chain
         // one lookup in its chunk.
         if self.unstable_len >= 2 * self.unstable.len() && !self.unstable_grow() {
@@ -926,8 +1024,9 @@ impl Engine {
         true
     }
 
-    /// Unlinks item `r`, of unstable tree `tree` and hash `hash`, from the unstable table.
-    fn unstable_unlink(&mut self, r: ItemRef, tree: u32, hash: Hash) {
+    /// Unlinks item `r`, of unstable tree `tree` and checksum `hash`, from the unstable table's
+    /// buckets.
+    fn unstable_unlink(&mut self, r: ItemRef, tree: u32, hash: u32) {
         if self.unstable.is_empty() {
             return;
         }
@@ -1046,6 +1145,9 @@ impl Engine {
     }
 
     /// Takes an item out of the stable or unstable tree (`remove_rmap_item_from_tree`).
+    ///
+    /// O(1) in the number of mappings of its KSM page: the item knows the index of its mapping
+    /// in the node's list, and the last mapping takes its place.
     fn remove_from_tree(&mut self, mmk: usize, addr: usize) {
         let Some(item) = self.item(mmk, addr) else {
             return;
@@ -1054,11 +1156,23 @@ impl Engine {
         if !node.is_null() {
             // SAFETY: An item's node stays allocated while the item points to it.
             let node = unsafe { &*node };
+            let slot = item.hash as usize;
             let locked = with_node_locked(node, |_guard| {
                 // SAFETY: We hold the KSM folio's lock.
                 let maps = unsafe { node.maps() };
-                let found = maps.iter().position(|m| m.mm == mmk && m.addr == addr);
-                let removed = found.and_then(|i| maps.remove(i).ok());
+                let at = |m: &Mapping| m.mm == mmk && m.addr == addr;
+                // Not at its index cannot happen; if it did, a search would find it.
+                let i = match maps.get(slot) {
+                    Some(m) if at(m) => Some(slot),
+                    _ => maps.iter().position(at),
+                };
+                let removed = i.and_then(|i| {
+                    let last = maps.pop()?;
+                    if i == maps.len() {
+                        return Some((last, None));
+                    }
+                    Some((core::mem::replace(&mut maps[i], last), Some((last, i))))
+                });
                 node.len.store(maps.len() as u32, Relaxed);
                 (removed, maps.is_empty())
             });
@@ -1069,11 +1183,20 @@ impl Engine {
             };
             if let Some(it) = self.item_mut(mmk, addr) {
                 it.set_node(ptr::null());
+                it.hash = checksum(node.key.1);
             }
-            let Some(m) = removed else {
+            let Some((m, moved)) = removed else {
                 // Not listed (cannot happen): keep the counts as they are.
                 return;
             };
+            // The last mapping moved to the freed index: tell its item.
+            if let Some((last, i)) = moved {
+                if let Some(it) = self.item_mut(last.mm, last.addr) {
+                    if ptr::eq(it.node(), node) {
+                        it.hash = i as u32;
+                    }
+                }
+            }
             if empty {
                 counter_dec(&COUNTERS.pages_shared);
             } else {
@@ -1085,10 +1208,8 @@ impl Engine {
             // SAFETY: The mapping held this reference.
             unsafe { bindings::put_anon_vma(m.anon_vma) };
         } else if item.unstable() {
-            if item.seq() == self.seq {
-                if let Some(r) = self.item_ref(mmk, addr) {
-                    self.unstable_unlink(r, item.nid(), item.hash);
-                }
+            if let Some(r) = self.item_ref(mmk, addr) {
+                self.unstable_remove(r, &item);
             }
             counter_dec(&COUNTERS.pages_unshared);
             if let Some(it) = self.item_mut(mmk, addr) {
@@ -1097,35 +1218,76 @@ impl Engine {
         }
     }
 
-    /// Counts the stable nodes of one contents class in a `(tree, hash)` group (a chain when
-    /// more than one), up to `max`. Nodes of other classes in the group are stepped over: the
-    /// cost is O((`max` + nodes of other contents with the same hash) log n), whatever the
-    /// length of the chain (`max_page_sharing=2` makes one duplicate per two mappings).
-    fn group_len(&self, tree: u32, hash: Hash, class: u32, max: usize) -> usize {
+    /// Takes the unstable item `r` (whose value is `item`) out of the unstable table's bucket or
+    /// collision tree, if it is in this scan's.
+    fn unstable_remove(&mut self, r: ItemRef, item: &Item) {
+        if item.seq() != self.seq {
+            return;
+        }
+        if item.collide() {
+            self.collide
+                .remove(&(item.nid(), item.hash, item.link as u64, r));
+        } else {
+            self.unstable_unlink(r, item.nid(), item.hash);
+        }
+    }
+
+    /// Counts the stable nodes of one contents class in a `(tree, hash, fingerprint)` subgroup
+    /// (a chain when more than one), up to `max`. Nodes of other classes (never seen: their
+    /// contents would share a 64-bit hash and a 64-bit keyed fingerprint) are stepped over: the
+    /// cost is O(`max` log n), whatever the length of the chain (`max_page_sharing=2` makes one
+    /// duplicate per two mappings).
+    fn group_len(&self, sub: (u32, Hash, u64), class: u32, max: usize) -> usize {
         let mut n = 0;
-        let mut key = (tree, hash, 0);
+        let mut key = (sub.0, sub.1, sub.2, 0);
         while n < max {
-            let Some(k) = next_in_group(&self.stable, &key, |k| k.0 == tree && k.1 == hash) else {
+            let Some(k) = next_in_group(&self.stable, &key, |k| (k.0, k.1, k.2) == sub) else {
                 break;
             };
             if self.stable.get(&k).is_some_and(|node| node.class == class) {
                 n += 1;
             }
-            key.2 = k.2 + 1;
+            key.3 = k.3 + 1;
         }
         n
     }
 
-    /// The contents class (see [`StableNode::class`]) of a new KSM page `kfolio` of group
-    /// `(tree, hash)`: that of a node of the group with the same contents, else one that no node
-    /// of the group has. The group's newest node is looked at first, and a new KSM page that
-    /// joins a chain has the contents of its newest node: one comparison but for nodes of other
-    /// contents with the same hash.
-    fn contents_class(&self, tree: u32, hash: Hash, kfolio: &Folio) -> u32 {
-        let mut key = (tree, hash, 0);
+    /// The fingerprint (see [`StableNode::key`]) and contents class (see [`StableNode::class`])
+    /// of a new KSM page `kfolio` of group `(tree, hash)`.
+    ///
+    /// The nodes of fingerprint 0 have one contents, that of the first KSM page of the group:
+    /// one comparison with the newest of them tells whether `kfolio` joins them. Otherwise, if
+    /// the group has other nodes, `kfolio` is fingerprinted, and its class is that of a node of
+    /// the same contents in its subgroup (the newest is looked at first, and a new KSM page that
+    /// joins a chain has the contents of its newest node), else one that no node there has.
+    /// Stale nodes met on the way are removed.
+    fn classify(&mut self, tree: u32, hash: Hash, kfolio: &Folio) -> (u64, u32) {
+        let mut key = (tree, hash, 0, 0);
+        while let Some(k) =
+            next_in_group(&self.stable, &key, |k| (k.0, k.1, k.2) == (tree, hash, 0))
+        {
+            key.3 = k.3 + 1;
+            let Some(node) = self.stable.get(&k) else {
+                break;
+            };
+            match node_folio(node) {
+                None => self.remove_node(k),
+                Some(f) if kfolio.page_eq(0, &f, 0) => return (0, node.class),
+                Some(_) => break,
+            }
+        }
+        let same = |k: &SKey| k.0 == tree && k.1 == hash;
+        if next_in_group(&self.stable, &(tree, hash, 0, 0), same).is_none() {
+            // The first KSM page of the group.
+            return (0, 0);
+        }
+        let fp = folio_fingerprint(kfolio, &self.fp_key);
+        let mut key = (tree, hash, fp, 0);
         let mut unused = 0;
-        while let Some(k) = next_in_group(&self.stable, &key, |k| k.0 == tree && k.1 == hash) {
-            key.2 = k.2 + 1;
+        while let Some(k) =
+            next_in_group(&self.stable, &key, |k| (k.0, k.1, k.2) == (tree, hash, fp))
+        {
+            key.3 = k.3 + 1;
             let Some(node) = self.stable.get(&k) else {
                 break;
             };
@@ -1133,11 +1295,11 @@ impl Engine {
             // A stale node (its KSM page is gone) is of no class that matters any more.
             if let Some(f) = node_folio(node) {
                 if kfolio.page_eq(0, &f, 0) {
-                    return node.class;
+                    return (fp, node.class);
                 }
             }
         }
-        unused
+        (fp, unused)
     }
 
     /// Removes a stale stable node (its folio is gone) and resets the items that pointed to it
@@ -1166,18 +1328,19 @@ impl Engine {
             if let Some(it) = self.item_mut(m.mm, m.addr) {
                 if ptr::eq(it.node(), p) {
                     it.set_node(ptr::null());
+                    it.hash = checksum(key.1);
                 }
             }
         }
-        self.chain_changed(key.0, key.1, node.class, false);
+        self.chain_changed((key.0, key.1, key.2), node.class, false);
         drop(node);
     }
 
     /// Updates the chain counters after a node of contents class `class` joined (`added`) or
-    /// left the group `(tree, hash)`.
-    fn chain_changed(&self, tree: u32, hash: Hash, class: u32, added: bool) {
+    /// left the subgroup `sub`.
+    fn chain_changed(&self, sub: (u32, Hash, u64), class: u32, added: bool) {
         // `chain_delta` tells 0, 1, 2 and more than 2 nodes apart: count up to 3.
-        let (chains, dups) = chain_delta(self.group_len(tree, hash, class, 3), added);
+        let (chains, dups) = chain_delta(self.group_len(sub, class, 3), added);
         COUNTERS
             .stable_node_chains
             .fetch_add(chains as u64, Relaxed);
@@ -1191,9 +1354,9 @@ impl Engine {
         hash: Hash,
     ) -> Option<*const StableNode> {
         let tree = tree_of(kfolio.nid());
-        // Ids count down, so that a group is visited newest first.
-        let key = (tree, hash, (u64::MAX >> 1) - self.next_id);
-        let class = self.contents_class(tree, hash, kfolio);
+        let (fp, class) = self.classify(tree, hash, kfolio);
+        // Ids count down, so that a subgroup is visited newest first.
+        let key = (tree, hash, fp, (u64::MAX >> 1) - self.next_id);
         let maps = KVec::with_capacity(2, GFP_KERNEL).ok()?;
         let entry = RBTreeNode::new(
             key,
@@ -1215,12 +1378,13 @@ impl Engine {
         // KSM folio pointing to its stable node, which stays where it is in the tree until the
         // folio no longer points to it.
         unsafe { kfolio.set_mapping_word(node.mapping_word()) };
-        self.chain_changed(tree, hash, class, true);
+        self.chain_changed((tree, hash, fp), class, true);
         Some(p)
     }
 
     /// Lists the item at `addr` of `mmk` as a mapping of `node`, whose folio is locked
-    /// (`stable_tree_append`); capacity for it was reserved.
+    /// (`stable_tree_append`); capacity for it was reserved. O(1): the item keeps the index of
+    /// its mapping.
     fn append(
         &mut self,
         _kfolio: &FolioLockGuard<'_>,
@@ -1238,7 +1402,11 @@ impl Engine {
             addr,
             anon_vma,
         };
-        if self.item(mmk, addr).is_none() || maps.push(m, GFP_KERNEL).is_err() {
+        let slot = maps.len();
+        if self.item(mmk, addr).is_none()
+            || u32::try_from(slot).is_err()
+            || maps.push(m, GFP_KERNEL).is_err()
+        {
             // SAFETY: The caller's reference, which the mapping would have held.
             unsafe { bindings::put_anon_vma(anon_vma) };
             return;
@@ -1254,12 +1422,17 @@ impl Engine {
         }
         if let Some(it) = self.item_mut(mmk, addr) {
             it.set_node(node);
+            it.hash = slot as u32;
         }
     }
 
     /// Searches the stable tree for a KSM page with the contents of `page`
     /// (`stable_tree_search`). A KSM page that reached `max_page_sharing` is only returned if
     /// `page` is already mapped from it (a fork) or `bypass`.
+    ///
+    /// The nodes of `page`'s hash with fingerprint 0 are looked at first, then, if the group has
+    /// nodes of other contents, those of `page`'s fingerprint: at most two subgroups of one
+    /// contents each, and one page comparison per subgroup.
     fn stable_search(
         &mut self,
         page: &PageRef,
@@ -1273,35 +1446,58 @@ impl Engine {
             return Some((ARef::from(folio), own));
         }
         let tree = tree_of(folio.nid());
+        if let Some(found) = self.subgroup_search(page, (tree, hash, 0), bypass) {
+            return Some(found);
+        }
+        let same = |k: &SKey| k.0 == tree && k.1 == hash;
+        next_in_group(&self.stable, &(tree, hash, 1, 0), same)?;
+        let fp = page_fingerprint(page, &self.fp_key);
+        self.subgroup_search(page, (tree, hash, fp), bypass)
+    }
+
+    /// Searches the subgroup `sub` of the stable tree, whose nodes all have one contents, for a
+    /// KSM page with the contents of `page` and room for it (see [`Engine::stable_search`]).
+    ///
+    /// Newest first, as a chain's node with room is the one started last; at most
+    /// [`SUBGROUP_VISITS`] nodes without room are stepped over (stale ones are removed), so that
+    /// a long chain costs no more: when they are all full, `page` starts a new duplicate.
+    fn subgroup_search(
+        &mut self,
+        page: &PageRef,
+        sub: (u32, Hash, u64),
+        bypass: bool,
+    ) -> Option<(ARef<Folio>, *const StableNode)> {
+        let folio = page.folio();
         let max = MAX_PAGE_SHARING.load(Relaxed) as u32;
-        // Newest first: a chain's node with room is the one started last.
-        let mut key = (tree, hash, 0);
-        loop {
-            let k = next_in_group(&self.stable, &key, |k| k.0 == tree && k.1 == hash)?;
-            key = (k.0, k.1, k.2 + 1);
+        let mut key = (sub.0, sub.1, sub.2, 0);
+        let mut visits = 0;
+        while visits < SUBGROUP_VISITS {
+            let k = next_in_group(&self.stable, &key, |k| (k.0, k.1, k.2) == sub)?;
+            key.3 = k.3 + 1;
             let p = ptr::from_ref::<StableNode>(self.stable.get(&k)?);
             // SAFETY: The node is in the tree, so alive.
             let node = unsafe { &*p };
-            if !bypass && node.len.load(Relaxed) >= max {
-                continue;
-            }
-            let Some(kfolio) = node_folio(node) else {
-                self.remove_node(k);
-                continue;
-            };
+            let len = node.len.load(Relaxed);
             // A candidate has at least one mapping listed (`__is_page_sharing_candidate`): a
             // node whose mappings all went (its page still mapped by forks, or in the swap
             // cache) takes none until forks are scanned into it.
-            if node.len.load(Relaxed) == 0 {
+            if (!bypass && len >= max) || len == 0 {
+                visits += 1;
                 continue;
             }
+            let Some(kfolio) = node_folio(node) else {
+                // Each node is removed once: this costs its insertion, not the search.
+                self.remove_node(k);
+                continue;
+            };
             if MERGE_ACROSS_NODES.load(Relaxed) == 0 && kfolio.nid() != folio.nid() {
+                visits += 1;
                 continue;
             }
-            if identical(page, &kfolio) {
-                return Some((kfolio, p));
-            }
+            // The subgroup's nodes have one contents: if this one differs, they all do.
+            return identical(page, &kfolio).then_some((kfolio, p));
         }
+        None
     }
 
     /// Gets the page at a tracked address if it can be merged (`get_mergeable_page`), with the
@@ -1312,8 +1508,81 @@ impl Engine {
         Some((mm, page))
     }
 
+    /// The first item of this scan's unstable table in the bucket of `(tree, sum)` with that
+    /// tree and checksum, other than `me`. The buckets hold at most one item per tree and
+    /// checksum (the others are in the collision tree), so this is one walk of a bucket of two
+    /// items on average, whatever the contents.
+    fn unstable_find(&mut self, tree: u32, sum: u32, me: ItemRef) -> Option<ItemRef> {
+        if self.unstable.is_empty() {
+            return None;
+        }
+        let seq = self.seq;
+        let mut cur = self.unstable[bucket_of(tree, sum, self.unstable.len())];
+        while cur != 0 {
+            let r = cur - 1;
+            let it = Self::item_at(&mut self.mms, &self.ids, r)?;
+            // Only items of this scan are linked (see `Item::link`).
+            if !it.unstable() || it.seq() != seq {
+                return None;
+            }
+            cur = it.link as u64;
+            if it.nid() == tree && it.hash == sum && r != me {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Compares `page` (of node `nid`) with the page of the unstable item `r`
+    /// (`get_mergeable_page` and `memcmp_pages` in `unstable_tree_search_insert`).
+    fn unstable_compare(&self, r: ItemRef, page: &PageRef, nid: i32) -> Compared {
+        let Some((tmmk, taddr)) = self.ref_addr(r) else {
+            return Compared::Gone;
+        };
+        let Some((tmm, tree_page)) = self.mergeable_page(tmmk, taddr) else {
+            return Compared::Gone;
+        };
+        if tree_page.as_raw() == page.as_raw() {
+            // Do not substitute a KSM page for a forked page.
+            return Compared::Stop;
+        }
+        if !tree_page.same_contents(page) {
+            return Compared::Differs(tree_page);
+        }
+        if MERGE_ACROSS_NODES.load(Relaxed) == 0 && tree_page.folio().nid() != nid {
+            return Compared::Stop;
+        }
+        Compared::Same(tmm, taddr, tree_page)
+    }
+
+    /// Puts the unstable item `r`, of tree `tree` and checksum `sum`, in the collision tree with
+    /// fingerprint `fp`, out of its bucket if `linked`; false if there is no memory for it.
+    fn collide_insert(&mut self, r: ItemRef, tree: u32, sum: u32, fp: u64, linked: bool) -> bool {
+        let key = (tree, sum, fp, r);
+        let Ok(entry) = RBTreeNode::new(key, (), GFP_KERNEL) else {
+            return false;
+        };
+        if linked {
+            self.unstable_unlink(r, tree, sum);
+        }
+        let Some(it) = Self::item_at(&mut self.mms, &self.ids, r) else {
+            return false;
+        };
+        it.set_collide(true);
+        it.link = fp as usize;
+        self.collide.insert(entry);
+        true
+    }
+
     /// Searches the unstable tree for a page with the contents of `page`, or inserts the item
     /// (`unstable_tree_search_insert`).
+    ///
+    /// The table is keyed by checksum, and holds one item per checksum in its buckets. When
+    /// another page of the same checksum turns out to have other contents, both go to the
+    /// collision tree, keyed by their [`fingerprint`], and so do the later pages of that
+    /// checksum: whatever the contents, a search compares `page` with one page of equal
+    /// checksum, or with the pages of equal checksum and fingerprint (one, but by chance), and
+    /// takes the mmap lock of their mms only for that.
     fn unstable_search_insert(
         &mut self,
         mmk: usize,
@@ -1323,52 +1592,62 @@ impl Engine {
     ) -> Option<(ARef<MmWithUserAsync>, usize, PageRef)> {
         let nid = page.folio().nid();
         let tree = tree_of(nid);
+        let sum = checksum(hash);
         let seq = self.seq;
-        let mut cur = if self.unstable.is_empty() {
-            0
-        } else {
-            self.unstable[bucket_of(tree, hash, self.unstable.len())]
-        };
-        while cur != 0 {
-            let r = cur - 1;
-            let Some(it) = Self::item_at(&mut self.mms, &self.ids, r) else {
-                break;
-            };
-            // Only items of this scan are linked (see `Item::link`).
-            if !it.unstable() || it.seq() != seq {
-                break;
-            }
-            cur = it.link as u64;
-            if it.nid() != tree || it.hash != hash {
-                continue;
-            }
-            let Some((tmmk, taddr)) = self.ref_addr(r) else {
-                continue;
-            };
-            if tmmk == mmk && taddr == addr {
-                continue;
-            }
-            let Some((tmm, tree_page)) = self.mergeable_page(tmmk, taddr) else {
-                continue;
-            };
-            if tree_page.as_raw() == page.as_raw() {
-                // Do not substitute a KSM page for a forked page.
-                return None;
-            }
-            if tree_page.same_contents(page) {
-                if MERGE_ACROSS_NODES.load(Relaxed) == 0 && tree_page.folio().nid() != nid {
-                    return None;
+        let me = self.item_ref(mmk, addr)?;
+        let mut fp = None;
+        let same = |k: &CKey| k.0 == tree && k.1 == sum;
+        if next_in_group(&self.collide, &(tree, sum, 0, 0), same).is_some() {
+            let f = page_fingerprint(page, &self.fp_key);
+            fp = Some(f);
+            let mut key = (tree, sum, f, 0);
+            // Pages of one fingerprint had one contents, but may have changed since or fail to
+            // merge (pinned): a few are compared, not all.
+            for _ in 0..COLLIDE_CANDIDATES {
+                let Some(k) = next_in_group(&self.collide, &key, |k| {
+                    k.0 == tree && k.1 == sum && k.2 == f
+                }) else {
+                    break;
+                };
+                key.3 = k.3 + 1;
+                if k.3 == me {
+                    continue;
                 }
-                return Some((tmm, taddr, tree_page));
+                match self.unstable_compare(k.3, page, nid) {
+                    Compared::Same(tmm, taddr, tree_page) => return Some((tmm, taddr, tree_page)),
+                    Compared::Stop => return None,
+                    Compared::Differs(_) | Compared::Gone => {}
+                }
+            }
+        } else if let Some(r) = self.unstable_find(tree, sum, me) {
+            match self.unstable_compare(r, page, nid) {
+                Compared::Same(tmm, taddr, tree_page) => return Some((tmm, taddr, tree_page)),
+                Compared::Stop => return None,
+                // Its page is gone or cannot merge now: this page takes its place in the
+                // bucket (it stays counted in `pages_unshared` until the scan reaches it).
+                Compared::Gone => self.unstable_unlink(r, tree, sum),
+                Compared::Differs(tree_page) => {
+                    // Other contents, same checksum: from now on the pages of this checksum
+                    // are told apart by their fingerprints.
+                    let tf = page_fingerprint(&tree_page, &self.fp_key);
+                    drop(tree_page);
+                    if !self.collide_insert(r, tree, sum, tf, true) {
+                        return None;
+                    }
+                    fp = Some(page_fingerprint(page, &self.fp_key));
+                }
             }
         }
-        let r = self.item_ref(mmk, addr)?;
         let it = self.item_mut(mmk, addr)?;
         it.set_unstable(true);
         it.set_seq(seq);
         it.set_nid(tree);
-        it.hash = hash;
-        if !self.unstable_link(r, tree, hash) {
+        it.hash = sum;
+        let inserted = match fp {
+            Some(f) => self.collide_insert(me, tree, sum, f, false),
+            None => self.unstable_link(me, tree, sum),
+        };
+        if !inserted {
             if let Some(it) = self.item_mut(mmk, addr) {
                 it.set_node(ptr::null());
             }
@@ -1391,7 +1670,7 @@ impl Engine {
             let Some(it) = m.items.get_mut((addr >> PAGE_SHIFT) + i) else {
                 break;
             };
-            if !it.hashed() || it.hash != hash || !it.node().is_null() {
+            if !it.hashed() || it.hash != checksum(hash) || !it.node().is_null() {
                 break;
             }
             more |= 1 << i;
@@ -1455,7 +1734,7 @@ impl Engine {
             return false;
         };
         let age = it.age();
-        if age != u8::MAX {
+        if age < AGE_MAX {
             it.set_age(age + 1);
         }
         if age < 3 {
@@ -1496,8 +1775,8 @@ impl Engine {
             let Some(it) = self.item_mut(mmk, addr) else {
                 return;
             };
-            let changed = !it.hashed() || it.hash != h;
-            it.hash = h;
+            let changed = !it.hashed() || it.hash != checksum(h);
+            it.hash = checksum(h);
             it.set_hashed(true);
             // A page whose contents changed since the last scan is volatile: not a candidate.
             if changed {
@@ -1644,7 +1923,7 @@ impl Engine {
     /// Forgets every KSM page that is no longer mapped (`remove_all_stable_nodes`); KSM pages
     /// still mapped somewhere stay. Returns whether the stable tree is empty.
     pub(crate) fn remove_unmapped_stable_nodes(&mut self) -> bool {
-        let mut key = (0, 0, 0);
+        let mut key = (0, 0, 0, 0);
         loop {
             let (k, p) = {
                 let Some(c) = self.stable.cursor_lower_bound(&key) else {
@@ -1653,7 +1932,7 @@ impl Engine {
                 let (k, v) = c.current();
                 (*k, ptr::from_ref::<StableNode>(v))
             };
-            key = (k.0, k.1, k.2 + 1);
+            key = (k.0, k.1, k.2, k.3 + 1);
             // SAFETY: The node is in the tree, so alive.
             let node = unsafe { &*p };
             let detached = with_node_locked(node, |g| {
@@ -1908,7 +2187,7 @@ impl Engine {
     /// Forgets the KSM pages whose frames were in `[start_pfn, end_pfn)`, memory that went
     /// offline (`ksm_check_stable_tree`): their `struct page`s are about to go.
     pub(crate) fn remove_nodes_in_range(&mut self, start_pfn: usize, end_pfn: usize) {
-        let mut key = (0, 0, 0);
+        let mut key = (0, 0, 0, 0);
         loop {
             let (k, kpfn) = {
                 let Some(c) = self.stable.cursor_lower_bound(&key) else {
@@ -1917,7 +2196,7 @@ impl Engine {
                 let (k, v) = c.current();
                 (*k, v.kpfn.load(Relaxed))
             };
-            key = (k.0, k.1, k.2 + 1);
+            key = (k.0, k.1, k.2, k.3 + 1);
             if (start_pfn..end_pfn).contains(&kpfn) {
                 // Do not look at the folio: its memory is gone.
                 self.remove_node(k);
@@ -1949,27 +2228,56 @@ mod tests {
         Ok(())
     }
 
+    /// The keys of `t` from `from` on while `same`.
+    fn walk(t: &RBTree<SKey, ()>, from: SKey, same: impl Fn(&SKey) -> bool) -> Result<KVec<SKey>> {
+        let mut seen = KVec::new();
+        let mut key = from;
+        while let Some(k) = next_in_group(t, &key, &same) {
+            seen.push(k, GFP_KERNEL)?;
+            key = (k.0, k.1, k.2, k.3 + 1);
+        }
+        Ok(seen)
+    }
+
     #[test]
     fn groups_are_visited_in_key_order() -> Result {
         let mut t: RBTree<SKey, ()> = RBTree::new();
-        for k in [(0, 7, 2), (0, 7, 1), (0, 8, 1), (1, 7, 1), (0, 6, 9)] {
+        // Group (0, 7): the first contents (fingerprint 0, two nodes), and two other contents
+        // of the same hash, told apart by their fingerprints 3 and 5.
+        for k in [
+            (0, 7, 0, 2),
+            (0, 7, 5, 1),
+            (0, 7, 0, 1),
+            (0, 7, 3, 9),
+            (0, 8, 0, 1),
+            (1, 7, 0, 1),
+            (0, 6, 0, 9),
+        ] {
             t.insert(RBTreeNode::new(k, (), GFP_KERNEL)?);
         }
+        let group = walk(&t, (0, 7, 0, 0), |k| k.0 == 0 && k.1 == 7)?;
+        assert_eq!(
+            &group[..],
+            &[(0, 7, 0, 1), (0, 7, 0, 2), (0, 7, 3, 9), (0, 7, 5, 1)]
+        );
+        // A subgroup is found with one lookup, whatever the size of the group.
+        let sub = walk(&t, (0, 7, 5, 0), |k| (k.0, k.1, k.2) == (0, 7, 5))?;
+        assert_eq!(&sub[..], &[(0, 7, 5, 1)]);
+        assert_eq!(
+            walk(&t, (0, 7, 4, 0), |k| (k.0, k.1, k.2) == (0, 7, 4))?.len(),
+            0
+        );
+        // Whether the group has other contents than the first: a node from fingerprint 1 on.
         let same = |k: &SKey| k.0 == 0 && k.1 == 7;
-        let mut seen = KVec::new();
-        let mut key = (0, 7, 0);
-        while let Some(k) = next_in_group(&t, &key, same) {
-            seen.push(k, GFP_KERNEL)?;
-            key = (k.0, k.1, k.2 + 1);
-        }
-        assert_eq!(&seen[..], &[(0, 7, 1), (0, 7, 2)]);
+        assert_eq!(next_in_group(&t, &(0, 7, 1, 0), same), Some((0, 7, 3, 9)));
+        assert_eq!(next_in_group(&t, &(0, 8, 1, 0), |k| k.1 == 8), None);
         // A group nobody is in.
-        assert_eq!(next_in_group(&t, &(2, 7, 0), |k| k.0 == 2), None);
+        assert_eq!(next_in_group(&t, &(2, 7, 0, 0), |k| k.0 == 2), None);
         Ok(())
     }
 
-    /// Fills `e` with `mms` address spaces of `pages` items each, all of hash `hash`.
-    fn fill(e: &mut Engine, mms: usize, pages: usize, hash: Hash) -> Result {
+    /// Fills `e` with `mms` address spaces of `pages` items each, all of checksum `hash`.
+    fn fill(e: &mut Engine, mms: usize, pages: usize, hash: u32) -> Result {
         for m in 1..=mms {
             // Keys are only compared and looked up here: any distinct value will do.
             let mmk = m << 12;
@@ -1996,7 +2304,7 @@ mod tests {
     }
 
     /// The items of the unstable table with `(tree, hash)`, as (mm key, address).
-    fn linked(e: &mut Engine, tree: u32, hash: Hash) -> Result<KVec<(usize, usize)>> {
+    fn linked(e: &mut Engine, tree: u32, hash: u32) -> Result<KVec<(usize, usize)>> {
         let mut out = KVec::new();
         let mut cur = e.unstable[bucket_of(tree, hash, e.unstable.len())];
         while cur != 0 {
@@ -2020,7 +2328,7 @@ mod tests {
             for p in 0..700usize {
                 let (mmk, addr) = (m << 12, p << PAGE_SHIFT);
                 // Two hashes, two trees.
-                let hash = (p % 2) as Hash + 1;
+                let hash = (p % 2) as u32 + 1;
                 let tree = u32::from(p % 3 == 0);
                 let r = e.item_ref(mmk, addr).ok_or(EINVAL)?;
                 let seq = e.seq;
@@ -2041,7 +2349,7 @@ mod tests {
             for &(mmk, addr) in l.iter() {
                 let p = addr >> PAGE_SHIFT;
                 assert!((1..=3).contains(&(mmk >> 12)));
-                assert_eq!((p % 2) as Hash + 1, hash);
+                assert_eq!((p % 2) as u32 + 1, hash);
                 assert_eq!(u32::from(p % 3 == 0), tree);
             }
             total += l.len();
@@ -2085,16 +2393,18 @@ mod tests {
     #[test]
     fn chains_are_counted_by_contents_class() -> Result {
         let mut e = Engine::new();
-        // Group (0, 7): classes 0, 1, 0, 1, 0 (two contents of one hash); (0, 8): class 0.
+        // Subgroup (0, 7, 4): classes 0, 1, 0, 1, 0 (two contents of one hash and fingerprint);
+        // (0, 7, 0) and (0, 8, 0): class 0.
         for (id, key, class) in [
-            (5, (0, 7), 0),
-            (4, (0, 7), 1),
-            (3, (0, 7), 0),
-            (2, (0, 7), 1),
-            (1, (0, 7), 0),
-            (9, (0, 8), 0),
+            (5, (0, 7, 4), 0),
+            (4, (0, 7, 4), 1),
+            (3, (0, 7, 4), 0),
+            (2, (0, 7, 4), 1),
+            (1, (0, 7, 4), 0),
+            (6, (0, 7, 0), 0),
+            (9, (0, 8, 0), 0),
         ] {
-            let k = (key.0, key.1, id);
+            let k = (key.0, key.1, key.2, id);
             let node = StableNode {
                 kpfn: Atomic::new(0),
                 key: k,
@@ -2104,15 +2414,170 @@ mod tests {
             };
             e.stable.insert(RBTreeNode::new(k, node, GFP_KERNEL)?);
         }
-        assert_eq!(e.group_len(0, 7, 0, 3), 3);
-        assert_eq!(e.group_len(0, 7, 1, 3), 2);
-        assert_eq!(e.group_len(0, 7, 2, 3), 0);
-        assert_eq!(e.group_len(0, 7, 0, 2), 2);
-        assert_eq!(e.group_len(0, 8, 0, 3), 1);
-        assert_eq!(e.group_len(1, 7, 0, 3), 0);
+        assert_eq!(e.group_len((0, 7, 4), 0, 3), 3);
+        assert_eq!(e.group_len((0, 7, 4), 1, 3), 2);
+        assert_eq!(e.group_len((0, 7, 4), 2, 3), 0);
+        assert_eq!(e.group_len((0, 7, 4), 0, 2), 2);
+        assert_eq!(e.group_len((0, 7, 0), 0, 3), 1);
+        assert_eq!(e.group_len((0, 8, 0), 0, 3), 1);
+        assert_eq!(e.group_len((1, 7, 0), 0, 3), 0);
         // Two nodes of different contents with one hash are no chain: each class of one node
         // changes no counter.
-        assert_eq!(chain_delta(e.group_len(0, 8, 0, 3), true), (0, 0));
+        assert_eq!(chain_delta(e.group_len((0, 8, 0), 0, 3), true), (0, 0));
+        assert_eq!(chain_delta(e.group_len((0, 7, 0), 0, 3), true), (0, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn colliding_items_go_to_the_collision_tree() -> Result {
+        let mut e = Engine::new();
+        e.start_scan();
+        fill(&mut e, 1, 4, 5)?;
+        let mmk = 1 << 12;
+        let mut refs = [0; 4];
+        for (p, r) in refs.iter_mut().enumerate() {
+            *r = e.item_ref(mmk, p << PAGE_SHIFT).ok_or(EINVAL)?;
+            let seq = e.seq;
+            let it = e.item_mut(mmk, p << PAGE_SHIFT).ok_or(EINVAL)?;
+            it.set_unstable(true);
+            it.set_seq(seq);
+            it.set_nid(0);
+        }
+        // Item 0 is the bucket's one item of checksum 5, until item 1 turns out to differ:
+        // both go to the collision tree, and so does item 2, whose contents are item 0's.
+        assert!(e.unstable_link(refs[0], 0, 5));
+        assert_eq!(e.unstable_find(0, 5, refs[3]), Some(refs[0]));
+        assert_eq!(e.unstable_find(0, 5, refs[0]), None);
+        assert!(e.collide_insert(refs[0], 0, 5, 11, true));
+        assert!(e.collide_insert(refs[1], 0, 5, 22, false));
+        assert!(e.collide_insert(refs[2], 0, 5, 11, false));
+        assert_eq!(e.unstable_find(0, 5, refs[3]), None);
+        assert_eq!(e.unstable_len, 0);
+        let mut seen = KVec::new();
+        let mut key = (0, 5, 11, 0);
+        while let Some(k) = next_in_group(&e.collide, &key, |k| (k.0, k.1, k.2) == (0, 5, 11)) {
+            seen.push(k.3, GFP_KERNEL)?;
+            key.3 = k.3 + 1;
+        }
+        assert_eq!(&seen[..], &[refs[0], refs[2]]);
+        // An item leaves the collision tree with its key, kept in the item.
+        let it0 = e.item(mmk, 0).ok_or(EINVAL)?;
+        assert!(it0.collide() && it0.link == 11 && it0.node().is_null());
+        e.unstable_remove(refs[0], &it0);
+        assert!(e.collide.get(&(0, 5, 11, refs[0])).is_none());
+        assert!(e.collide.get(&(0, 5, 11, refs[2])).is_some());
+        // A new scan starts with none.
+        e.start_scan();
+        assert!(e.collide.is_empty());
+        Ok(())
+    }
+
+    const P1: u64 = 0x9e37_79b1_85eb_ca87;
+    const P2: u64 = 0xc2b2_ae3d_27d4_eb4f;
+
+    /// The inverse of an odd number modulo 2^64 (Newton's iteration).
+    fn inverse(a: u64) -> u64 {
+        let mut x = a;
+        for _ in 0..6 {
+            x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+        }
+        x
+    }
+
+    fn word(p: &[u8], i: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&p[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(w)
+    }
+
+    fn set_word(p: &mut [u8], i: usize, v: u64) {
+        p[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// `xxh64`'s lane states after the first `stripes` stripes of 32 bytes of `p`.
+    fn lanes(p: &[u8], seed: u64, stripes: usize) -> [u64; 4] {
+        let mut v = [
+            seed.wrapping_add(P1).wrapping_add(P2),
+            seed.wrapping_add(P2),
+            seed,
+            seed.wrapping_sub(P1),
+        ];
+        for s in 0..stripes {
+            for (l, lane) in v.iter_mut().enumerate() {
+                let x = lane.wrapping_add(word(p, s * 4 + l).wrapping_mul(P2));
+                *lane = x.rotate_left(31).wrapping_mul(P1);
+            }
+        }
+        v
+    }
+
+    /// Sets the last stripe of `p` so that its lane states, hence its `xxh64` with `seed`, are
+    /// `target`'s.
+    fn aim(p: &mut [u8], seed: u64, target: [u64; 4]) {
+        let last = PAGE_SIZE / 32 - 1;
+        let v = lanes(p, seed, last);
+        for l in 0..4 {
+            let x = target[l].wrapping_mul(inverse(P1)).rotate_right(31);
+            set_word(
+                p,
+                last * 4 + l,
+                x.wrapping_sub(v[l]).wrapping_mul(inverse(P2)),
+            );
+        }
+    }
+
+    #[test]
+    fn pages_of_one_hash_are_told_apart() -> Result {
+        let e = Engine::new();
+        assert_eq!(inverse(P2).wrapping_mul(P2), 1);
+        // Seed 0 (mm/ksm.c's): any prefix, then 32 bytes chosen, gives any hash.
+        let mut a = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
+        let mut b = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
+        a[0] = 1;
+        b[0] = 2;
+        let target = lanes(
+            &KVec::from_elem(7u8, PAGE_SIZE, GFP_KERNEL)?,
+            0,
+            PAGE_SIZE / 32,
+        );
+        aim(&mut a, 0, target);
+        aim(&mut b, 0, target);
+        assert!(a[..] != b[..]);
+        assert_eq!(hash_bytes(&a, 0), hash_bytes(&b, 0));
+        // The fingerprint tells them apart.
+        // SAFETY: Both are `PAGE_SIZE` bytes.
+        let (fa, fb) = unsafe {
+            (
+                fingerprint(a.as_ptr(), &e.fp_key),
+                fingerprint(b.as_ptr(), &e.fp_key),
+            )
+        };
+        assert_ne!(fa, fb);
+        // Any seed: flipping the top bit of a word changes its lane's state by +-2^30 P1, which
+        // the lane's next word cancels for one of the two signs, whatever the seed.
+        let mut plus = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
+        let mut minus = KVec::from_elem(0u8, PAGE_SIZE, GFP_KERNEL)?;
+        plus.copy_from_slice(&a);
+        minus.copy_from_slice(&a);
+        let (w, n) = (4 * 10, 4 * 11);
+        let d = (1u64 << 30).wrapping_mul(P1).wrapping_mul(inverse(P2));
+        for (v, sign) in [(&mut plus, 1u64), (&mut minus, 1u64.wrapping_neg())] {
+            set_word(v, w, word(&a, w) ^ (1 << 63));
+            set_word(v, n, word(&a, n).wrapping_sub(d.wrapping_mul(sign)));
+        }
+        for seed in [e.seed, 0, 1, 0x1234_5678_9abc_def0, !e.seed] {
+            let h = hash_bytes(&a, seed);
+            let same = [hash_bytes(&plus, seed) == h, hash_bytes(&minus, seed) == h];
+            assert!(same[0] != same[1]);
+        }
+        // SAFETY: As above.
+        let fs = unsafe {
+            [
+                fingerprint(plus.as_ptr(), &e.fp_key),
+                fingerprint(minus.as_ptr(), &e.fp_key),
+            ]
+        };
+        assert!(fs[0] != fa && fs[1] != fa && fs[0] != fs[1]);
         Ok(())
     }
 
@@ -2128,26 +2593,32 @@ mod tests {
         let mut it = Item::new();
         it.set_nid(bindings::MAX_NUMNODES - 1);
         it.set_seq(u8::MAX);
-        it.set_age(u8::MAX);
+        it.set_age(AGE_MAX);
+        it.set_collide(true);
         it.set_skips(skip_age(u8::MAX));
         it.set_hashed(true);
         assert!(!it.unstable());
         it.set_unstable(true);
         assert_eq!(it.nid(), bindings::MAX_NUMNODES - 1);
-        assert_eq!((it.seq(), it.age(), it.skips()), (u8::MAX, u8::MAX, 8));
-        assert!(it.hashed() && it.unstable());
+        assert_eq!((it.seq(), it.age(), it.skips()), (u8::MAX, AGE_MAX, 8));
+        assert!(it.hashed() && it.unstable() && it.collide());
         // Each field changes alone.
         it.set_seq(0);
         it.set_nid(0);
         assert_eq!(
             (it.nid(), it.seq(), it.age(), it.skips()),
-            (0, 0, u8::MAX, 8)
+            (0, 0, AGE_MAX, 8)
         );
-        assert!(it.hashed() && it.unstable());
+        assert!(it.hashed() && it.unstable() && it.collide());
         it.set_skips(0);
         it.set_age(3);
         assert_eq!((it.age(), it.skips()), (3, 0));
-        assert!(it.hashed() && it.unstable());
+        assert!(it.hashed() && it.unstable() && it.collide());
+        it.set_collide(false);
+        assert!(it.hashed() && it.unstable() && !it.collide());
+        assert_eq!((it.age(), it.skips(), it.seq()), (3, 0, 0));
+        // Ages from 9 on back off alike: saturating at AGE_MAX changes nothing.
+        assert_eq!(skip_age(AGE_MAX), skip_age(u8::MAX));
         // An unstable item has no stable node, whatever its link.
         it.link = 0x1230;
         assert!(it.node().is_null());
