@@ -295,7 +295,7 @@ pub(crate) unsafe extern "C" fn ksm_might_need_to_copy(
     addr: usize,
 ) -> *mut bindings::folio {
     // SAFETY: As required by `might_need_to_copy` (safety requirements).
-    unsafe { crate::engine::might_need_to_copy(Folio::from_raw(folio), vma, addr) }
+    unsafe { crate::rmap::might_need_to_copy(Folio::from_raw(folio), vma, addr) }
 }
 
 /// Walks the mappings of a KSM folio (reclaim, migration, `page_idle`).
@@ -309,7 +309,7 @@ pub(crate) unsafe extern "C" fn rmap_walk_ksm(
     rwc: *mut bindings::rmap_walk_control,
 ) {
     // SAFETY: `folio` is valid and locked, `rwc` valid (safety requirements).
-    unsafe { crate::engine::rmap_walk(Folio::from_raw(folio), rwc) };
+    unsafe { crate::rmap::rmap_walk(Folio::from_raw(folio), rwc) };
 }
 
 /// Moves KSM state from `folio` to `newfolio` on migration; only called for KSM folios.
@@ -324,7 +324,7 @@ pub(crate) unsafe extern "C" fn folio_migrate_ksm(
 ) {
     // SAFETY: Both folios are valid and locked (safety requirements), and the migration code
     // copied `mapping` to `newfolio` first.
-    unsafe { crate::engine::migrate(Folio::from_raw(newfolio), Folio::from_raw(folio)) };
+    unsafe { crate::rmap::migrate(Folio::from_raw(newfolio), Folio::from_raw(folio)) };
 }
 
 /// Collects the processes that map a poisoned KSM page; only called for KSM folios.
@@ -342,12 +342,12 @@ pub(crate) unsafe extern "C" fn collect_procs_ksm(
     force_early: c_int,
 ) {
     // SAFETY: As required by `collect_procs` (safety requirements).
-    unsafe { crate::engine::collect_procs(Folio::from_raw(folio), page, to_kill, force_early) };
+    unsafe { crate::rmap::collect_procs(Folio::from_raw(folio), page, to_kill, force_early) };
 }
 
 /// Returns the memory KSM saves for `mm`, in bytes, for `/proc/<pid>/ksm_stat`:
 /// `(ksm_merging_pages + ksm_zero_pages) * PAGE_SIZE`, less the per-page metadata
-/// (`ksm_rmap_items` items of [`crate::engine::ITEM_BYTES`]).
+/// (`ksm_rmap_items` items of [`crate::item::ITEM_BYTES`]).
 ///
 /// # Safety
 ///
@@ -364,8 +364,7 @@ pub(crate) unsafe extern "C" fn ksm_process_profit(mm: *mut bindings::mm_struct)
     };
     // SAFETY: As above.
     let items = unsafe { (*mm).__bindgen_anon_1.ksm_rmap_items } as c_long;
-    (merging + zero) * kernel::page::PAGE_SIZE as c_long
-        - items * crate::engine::ITEM_BYTES as c_long
+    (merging + zero) * kernel::page::PAGE_SIZE as c_long - items * crate::item::ITEM_BYTES as c_long
 }
 
 /// Tells whether `mm` has a mergeable VMA, for `/proc/<pid>/ksm_stat`.

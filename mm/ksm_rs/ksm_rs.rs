@@ -10,22 +10,37 @@
 //!
 //! The modules, each one idea of `mm/ksm.c`:
 //! - [`abi`]: the `ksm.h` functions: madvise, prctl, fork/exec/exit registration, `ksm_stat`;
-//! - [`scan`]: the mm slot registry, `ksmd` and its scan cursor;
+//! - [`scan`]: KSM's global state and its controls (`run`, hot-remove);
+//! - [`registry`]: the registered address spaces; [`ksmd`]: the thread and its scan cursor;
 //! - [`tunables`]: the sysfs tunables and counters; [`sysfs`]: their files;
 //! - [`advisor`]: the scan-time advisor;
-//! - [`items`]: the per-address-space map from page to item;
-//! - [`engine`]: the merge engine: per-page items, the unstable and stable trees, merging,
-//!   unmerging and the reverse map of KSM pages.
+//! - [`engine`]: the merge engine, what ksmd does with each page (`cmp_and_merge_page`);
+//! - [`item`]: the item of a tracked page; [`items`]: the per-address-space map of items;
+//! - [`hash`]: the hash and the keyed fingerprint of a page's contents;
+//! - [`unstable`]: the unstable tree; [`stable`]: the stable tree and its chains;
+//! - [`merge`]: write-protecting pages, making KSM pages and mapping them (`replace_page`);
+//! - [`unmerge`]: breaking the sharing of KSM pages (`break_ksm`);
+//! - [`rmap`]: the reverse side (`rmap_walk_ksm`, migration, swap-in, memory failure,
+//!   hot-remove).
 
 use kernel::{bindings, prelude::*, sync::SetOnce, types::Opaque};
 
 mod abi;
 mod advisor;
 mod engine;
+mod hash;
+mod item;
 mod items;
+mod ksmd;
+mod merge;
+mod registry;
+mod rmap;
 mod scan;
+mod stable;
 mod sysfs;
 mod tunables;
+mod unmerge;
+mod unstable;
 
 module! {
     type: KsmModule,
@@ -69,7 +84,7 @@ pub(crate) fn break_ksm(
     start: usize,
     end: usize,
 ) -> Result {
-    engine::break_ksm(vma, start, end)
+    unmerge::break_ksm(vma, start, end)
 }
 
 /// The memory hotplug notifier (`ksm_memory_callback`).

@@ -268,7 +268,7 @@ fn pages_volatile() -> i64 {
 fn general_profit() -> i64 {
     (COUNTERS.pages_sharing.load(Relaxed) as i64 + crate::zero_pages())
         * kernel::page::PAGE_SIZE as i64
-        - COUNTERS.rmap_items.load(Relaxed) as i64 * crate::engine::ITEM_BYTES as i64
+        - COUNTERS.rmap_items.load(Relaxed) as i64 * crate::item::ITEM_BYTES as i64
 }
 
 kernel::attribute_group!(

@@ -94,6 +94,18 @@ impl VmaRef {
 }
 
 impl MmapLockedVma {
+    /// Returns the page offset of `addr` in the VMA (`linear_page_index()`): the index an
+    /// anonymous page mapped there has, at which the anon_vma interval tree finds every VMA
+    /// that may map that page.
+    #[inline]
+    pub fn linear_page_index(&self, addr: usize) -> usize {
+        // SAFETY: The VMA is valid and its `vm_start`/`vm_pgoff` do not change while the mmap
+        // lock is held (type invariant).
+        unsafe { bindings::linear_page_index(self.as_ptr(), addr) }
+    }
+}
+
+impl MmapLockedVma {
     /// Runs `f` on the folio mapped at `addr` (which must lie in the VMA) and the walk that
     /// found it, with the page table lock held, as `folio_walk_start()` does.
     fn walk<R>(

@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: GPL-2.0
+
+// Copyright (C) 2026 The ksm-rs authors.
+
+//! The unstable tree: pages whose checksum held still between two scans, not merged yet.
+//!
+//! As only equal checksums are looked for, it is a hash table: a power-of-two array of 8-byte
+//! bucket heads, chained through the items themselves (no allocation per entry), with one item
+//! per checksum in the buckets. When a page of the same checksum turns out to have other
+//! contents, both go to the collision tree, keyed by `(tree, checksum, fingerprint, item)`, and
+//! so do the later pages of that checksum. Both are emptied at the start of every full scan.
+//!
+//! Cost: a search walks one bucket (two items on average: its index comes from the seeded
+//! hash) or looks up the collision tree in O(log c), and compares the page with one page (at
+//! most [`COLLIDE_CANDIDATES`] when pages of one fingerprint changed since), taking the mmap
+//! lock of that page's mm only for it.
+//!
+//! # Locking
+//!
+//! The table belongs to ksmd's batch (the scanner mutex). A candidate page is looked up under
+//! its mm's mmap lock (read), with a user reference on the mm, as `get_mergeable_page()` does.
+
+use crate::{
+    engine::{counter_inc, next_in_group, tree_of, Engine},
+    hash::{checksum, page_fingerprint, Hash},
+    item::{Item, ItemRef},
+    merge::mergeable_page_at,
+    tunables::*,
+};
+use core::ptr;
+use kernel::{
+    alloc::KVVec,
+    mm::{folio::PageRef, MmWithUserAsync},
+    page::PAGE_SHIFT,
+    prelude::*,
+    rbtree::RBTreeNode,
+    sync::{aref::ARef, atomic::Relaxed},
+};
+
+/// Key of the unstable table's collision tree: (tree, checksum, fingerprint, item); see
+/// [`Engine::collide`].
+pub(crate) type CKey = (u32, u32, u64, ItemRef);
+
+/// What [`Engine::unstable_compare`] found.
+enum Compared {
+    /// The same contents: the item's mm (a user reference), address and page.
+    Same(ARef<MmWithUserAsync>, usize, PageRef),
+    /// Other contents: the item's page.
+    Differs(PageRef),
+    /// The item's page is not there or cannot be merged.
+    Gone,
+    /// The search ends without a merge (`page` itself, or across nodes).
+    Stop,
+}
+
+/// The unstable table's bucket for `(tree, checksum)`, of `buckets` (a power of two).
+fn bucket_of(tree: u32, sum: u32, buckets: usize) -> usize {
+    // `sum` is from a seeded xxh64: its low bits are as good as any.
+    (u64::from(sum) ^ u64::from(tree).wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize & (buckets - 1)
+}
+
+/// The most pages of equal checksum and fingerprint [`Engine::unstable_search_insert`] compares.
+pub(crate) const COLLIDE_CANDIDATES: usize = 8;
+
+impl Engine {
+    /// Links item `r`, of unstable tree `tree` and checksum `hash`, into the unstable table;
+    /// false if the table cannot grow for it.
+    fn unstable_link(&mut self, r: ItemRef, tree: u32, hash: u32) -> bool {
+        // Chains of two on average at most: a bucket head costs 8 bytes, an item in a chain
+        // one lookup in its chunk.
+        if self.unstable_len >= 2 * self.unstable.len() && !self.unstable_grow() {
+            return false;
+        }
+        let b = bucket_of(tree, hash, self.unstable.len());
+        let head = self.unstable[b];
+        let Some(it) = Self::item_at(&mut self.mms, &self.ids, r) else {
+            return false;
+        };
+        it.link = head as usize;
+        self.unstable[b] = r + 1;
+        self.unstable_len += 1;
+        true
+    }
+
+    /// Doubles the unstable table (512 buckets at first) and links its items again.
+    fn unstable_grow(&mut self) -> bool {
+        let n = (self.unstable.len() * 2).max(512);
+        let Ok(mut table) = KVVec::from_elem(0, n, GFP_KERNEL) else {
+            return false;
+        };
+        for &head in self.unstable.iter() {
+            let mut cur = head;
+            while cur != 0 {
+                let r = cur - 1;
+                let Some(it) = Self::item_at(&mut self.mms, &self.ids, r) else {
+                    break;
+                };
+                cur = it.link as u64;
+                let b = bucket_of(it.nid(), it.hash, n);
+                it.link = table[b] as usize;
+                table[b] = r + 1;
+            }
+        }
+        self.unstable = table;
+        true
+    }
+
+    /// Unlinks item `r`, of unstable tree `tree` and checksum `hash`, from the unstable table's
+    /// buckets.
+    fn unstable_unlink(&mut self, r: ItemRef, tree: u32, hash: u32) {
+        if self.unstable.is_empty() {
+            return;
+        }
+        let b = bucket_of(tree, hash, self.unstable.len());
+        let Some(next) = Self::item_at(&mut self.mms, &self.ids, r).map(|it| it.link as u64) else {
+            return;
+        };
+        if self.unstable[b] == r + 1 {
+            self.unstable[b] = next;
+            self.unstable_len -= 1;
+            return;
+        }
+        let mut cur = self.unstable[b];
+        while cur != 0 {
+            let Some(it) = Self::item_at(&mut self.mms, &self.ids, cur - 1) else {
+                return;
+            };
+            if it.link as u64 == r + 1 {
+                it.link = next as usize;
+                self.unstable_len -= 1;
+                return;
+            }
+            cur = it.link as u64;
+        }
+    }
+
+    /// Takes the unstable item `r` (whose value is `item`) out of the unstable table's bucket or
+    /// collision tree, if it is in this scan's.
+    pub(crate) fn unstable_remove(&mut self, r: ItemRef, item: &Item) {
+        if item.seq() != self.seq {
+            return;
+        }
+        if item.collide() {
+            self.collide
+                .remove(&(item.nid(), item.hash, item.link as u64, r));
+        } else {
+            self.unstable_unlink(r, item.nid(), item.hash);
+        }
+    }
+
+    /// Gets the page at a tracked address if it can be merged (`get_mergeable_page`), with the
+    /// user reference on its mm that was taken to look, for the merge that may follow.
+    fn mergeable_page(&self, mmk: usize, addr: usize) -> Option<(ARef<MmWithUserAsync>, PageRef)> {
+        let mm = self.mm_user(mmk)?;
+        let page = mergeable_page_at(&mm, addr)?;
+        Some((mm, page))
+    }
+
+    /// The first item of this scan's unstable table in the bucket of `(tree, sum)` with that
+    /// tree and checksum, other than `me`. The buckets hold at most one item per tree and
+    /// checksum (the others are in the collision tree), so this is one walk of a bucket of two
+    /// items on average, whatever the contents.
+    fn unstable_find(&mut self, tree: u32, sum: u32, me: ItemRef) -> Option<ItemRef> {
+        if self.unstable.is_empty() {
+            return None;
+        }
+        let seq = self.seq;
+        let mut cur = self.unstable[bucket_of(tree, sum, self.unstable.len())];
+        while cur != 0 {
+            let r = cur - 1;
+            let it = Self::item_at(&mut self.mms, &self.ids, r)?;
+            // Only items of this scan are linked (see `Item::link`).
+            if !it.unstable() || it.seq() != seq {
+                return None;
+            }
+            cur = it.link as u64;
+            if it.nid() == tree && it.hash == sum && r != me {
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Compares `page` (of node `nid`) with the page of the unstable item `r`
+    /// (`get_mergeable_page` and `memcmp_pages` in `unstable_tree_search_insert`).
+    fn unstable_compare(&self, r: ItemRef, page: &PageRef, nid: i32) -> Compared {
+        let Some((tmmk, taddr)) = self.ref_addr(r) else {
+            return Compared::Gone;
+        };
+        let Some((tmm, tree_page)) = self.mergeable_page(tmmk, taddr) else {
+            return Compared::Gone;
+        };
+        if tree_page.as_raw() == page.as_raw() {
+            // Do not substitute a KSM page for a forked page.
+            return Compared::Stop;
+        }
+        if !tree_page.same_contents(page) {
+            return Compared::Differs(tree_page);
+        }
+        if MERGE_ACROSS_NODES.load(Relaxed) == 0 && tree_page.folio().nid() != nid {
+            return Compared::Stop;
+        }
+        Compared::Same(tmm, taddr, tree_page)
+    }
+
+    /// Puts the unstable item `r`, of tree `tree` and checksum `sum`, in the collision tree with
+    /// fingerprint `fp`, out of its bucket if `linked`; false if there is no memory for it.
+    fn collide_insert(&mut self, r: ItemRef, tree: u32, sum: u32, fp: u64, linked: bool) -> bool {
+        let key = (tree, sum, fp, r);
+        let Ok(entry) = RBTreeNode::new(key, (), GFP_KERNEL) else {
+            return false;
+        };
+        if linked {
+            self.unstable_unlink(r, tree, sum);
+        }
+        let Some(it) = Self::item_at(&mut self.mms, &self.ids, r) else {
+            return false;
+        };
+        it.set_collide(true);
+        it.link = fp as usize;
+        self.collide.insert(entry);
+        true
+    }
+
+    /// Searches the unstable tree for a page with the contents of `page`, or inserts the item
+    /// (`unstable_tree_search_insert`).
+    ///
+    /// The table is keyed by checksum, and holds one item per checksum in its buckets. When
+    /// another page of the same checksum turns out to have other contents, both go to the
+    /// collision tree, keyed by their [`fingerprint`], and so do the later pages of that
+    /// checksum: whatever the contents, a search compares `page` with one page of equal
+    /// checksum, or with the pages of equal checksum and fingerprint (one, but by chance), and
+    /// takes the mmap lock of their mms only for that.
+    pub(crate) fn unstable_search_insert(
+        &mut self,
+        mmk: usize,
+        addr: usize,
+        page: &PageRef,
+        hash: Hash,
+    ) -> Option<(ARef<MmWithUserAsync>, usize, PageRef)> {
+        let nid = page.folio().nid();
+        let tree = tree_of(nid);
+        let sum = checksum(hash);
+        let seq = self.seq;
+        let me = self.item_ref(mmk, addr)?;
+        let mut fp = None;
+        let same = |k: &CKey| k.0 == tree && k.1 == sum;
+        if next_in_group(&self.collide, &(tree, sum, 0, 0), same).is_some() {
+            let f = page_fingerprint(page, &self.fp_key);
+            fp = Some(f);
+            let mut key = (tree, sum, f, 0);
+            // Pages of one fingerprint had one contents, but may have changed since or fail to
+            // merge (pinned): a few are compared, not all.
+            for _ in 0..COLLIDE_CANDIDATES {
+                let Some(k) = next_in_group(&self.collide, &key, |k| {
+                    k.0 == tree && k.1 == sum && k.2 == f
+                }) else {
+                    break;
+                };
+                key.3 = k.3 + 1;
+                if k.3 == me {
+                    continue;
+                }
+                match self.unstable_compare(k.3, page, nid) {
+                    Compared::Same(tmm, taddr, tree_page) => return Some((tmm, taddr, tree_page)),
+                    Compared::Stop => return None,
+                    Compared::Differs(_) | Compared::Gone => {}
+                }
+            }
+        } else if let Some(r) = self.unstable_find(tree, sum, me) {
+            match self.unstable_compare(r, page, nid) {
+                Compared::Same(tmm, taddr, tree_page) => return Some((tmm, taddr, tree_page)),
+                Compared::Stop => return None,
+                // Its page is gone or cannot merge now: this page takes its place in the
+                // bucket (it stays counted in `pages_unshared` until the scan reaches it).
+                Compared::Gone => self.unstable_unlink(r, tree, sum),
+                Compared::Differs(tree_page) => {
+                    // Other contents, same checksum: from now on the pages of this checksum
+                    // are told apart by their fingerprints.
+                    let tf = page_fingerprint(&tree_page, &self.fp_key);
+                    drop(tree_page);
+                    if !self.collide_insert(r, tree, sum, tf, true) {
+                        return None;
+                    }
+                    fp = Some(page_fingerprint(page, &self.fp_key));
+                }
+            }
+        }
+        let it = self.item_mut(mmk, addr)?;
+        it.set_unstable(true);
+        it.set_seq(seq);
+        it.set_nid(tree);
+        it.hash = sum;
+        let inserted = match fp {
+            Some(f) => self.collide_insert(me, tree, sum, f, false),
+            None => self.unstable_link(me, tree, sum),
+        };
+        if !inserted {
+            if let Some(it) = self.item_mut(mmk, addr) {
+                it.set_node(ptr::null());
+            }
+            return None;
+        }
+        counter_inc(&COUNTERS.pages_unshared);
+        None
+    }
+}
+
+#[kunit_tests(ksm_rs_unstable)]
+mod tests {
+    use super::*;
+    use crate::{item::MmItems, items::ItemMap};
+
+    /// Fills `e` with `mms` address spaces of `pages` items each, all of checksum `hash`.
+    fn fill(e: &mut Engine, mms: usize, pages: usize, hash: u32) -> Result {
+        for m in 1..=mms {
+            // Keys are only compared and looked up here: any distinct value will do.
+            let mmk = m << 12;
+            let id = e.ids.len() as u32;
+            e.ids.push(mmk, GFP_KERNEL)?;
+            let mut items = ItemMap::new();
+            for p in 0..pages {
+                let mut it = Item::new();
+                it.hash = hash;
+                items.insert(p, it)?;
+            }
+            let node = RBTreeNode::new(
+                mmk,
+                MmItems {
+                    mm: ptr::null_mut(),
+                    id,
+                    items,
+                },
+                GFP_KERNEL,
+            )?;
+            e.mms.insert(node);
+        }
+        Ok(())
+    }
+
+    /// The items of the unstable table with `(tree, hash)`, as (mm key, address).
+    fn linked(e: &mut Engine, tree: u32, hash: u32) -> Result<KVec<(usize, usize)>> {
+        let mut out = KVec::new();
+        let mut cur = e.unstable[bucket_of(tree, hash, e.unstable.len())];
+        while cur != 0 {
+            let it = Engine::item_at(&mut e.mms, &e.ids, cur - 1).ok_or(EINVAL)?;
+            let link = it.link as u64;
+            if it.nid() == tree && it.hash == hash {
+                out.push(e.ref_addr(cur - 1).ok_or(EINVAL)?, GFP_KERNEL)?;
+            }
+            cur = link;
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn unstable_table_links_through_items() -> Result {
+        let mut e = Engine::new();
+        e.start_scan();
+        // 3 mms x 700 pages: more than twice the first 512 buckets, so the table grows.
+        fill(&mut e, 3, 700, 0)?;
+        for m in 1..=3usize {
+            for p in 0..700usize {
+                let (mmk, addr) = (m << 12, p << PAGE_SHIFT);
+                // Two hashes, two trees.
+                let hash = (p % 2) as u32 + 1;
+                let tree = u32::from(p % 3 == 0);
+                let r = e.item_ref(mmk, addr).ok_or(EINVAL)?;
+                let seq = e.seq;
+                let it = e.item_mut(mmk, addr).ok_or(EINVAL)?;
+                it.set_unstable(true);
+                it.set_seq(seq);
+                it.set_nid(tree);
+                it.hash = hash;
+                assert!(e.unstable_link(r, tree, hash));
+            }
+        }
+        assert_eq!(e.unstable_len, 2100);
+        assert!(2 * e.unstable.len() >= 2100 && e.unstable.len().is_power_of_two());
+        // Every item is found under its own key, and only there.
+        let mut total = 0;
+        for (tree, hash) in [(0, 1), (0, 2), (1, 1), (1, 2)] {
+            let l = linked(&mut e, tree, hash)?;
+            for &(mmk, addr) in l.iter() {
+                let p = addr >> PAGE_SHIFT;
+                assert!((1..=3).contains(&(mmk >> 12)));
+                assert_eq!((p % 2) as u32 + 1, hash);
+                assert_eq!(u32::from(p % 3 == 0), tree);
+            }
+            total += l.len();
+        }
+        assert_eq!(total, 2100);
+        // Unlinking: the head of a chain, the middle, the tail.
+        let before = linked(&mut e, 1, 1)?;
+        for &i in &[0, before.len() / 2, before.len() - 1] {
+            let (mmk, addr) = before[i];
+            let r = e.item_ref(mmk, addr).ok_or(EINVAL)?;
+            e.unstable_unlink(r, 1, 1);
+        }
+        let after = linked(&mut e, 1, 1)?;
+        assert_eq!(after.len(), before.len() - 3);
+        assert!(!after.contains(&before[0]) && !after.contains(&before[before.len() - 1]));
+        assert_eq!(e.unstable_len, 2097);
+        // A new scan starts empty.
+        e.start_scan();
+        assert_eq!(e.unstable_len, 0);
+        assert!(e.unstable.iter().all(|&h| h == 0));
+        Ok(())
+    }
+
+    #[test]
+    fn colliding_items_go_to_the_collision_tree() -> Result {
+        let mut e = Engine::new();
+        e.start_scan();
+        fill(&mut e, 1, 4, 5)?;
+        let mmk = 1 << 12;
+        let mut refs = [0; 4];
+        for (p, r) in refs.iter_mut().enumerate() {
+            *r = e.item_ref(mmk, p << PAGE_SHIFT).ok_or(EINVAL)?;
+            let seq = e.seq;
+            let it = e.item_mut(mmk, p << PAGE_SHIFT).ok_or(EINVAL)?;
+            it.set_unstable(true);
+            it.set_seq(seq);
+            it.set_nid(0);
+        }
+        // Item 0 is the bucket's one item of checksum 5, until item 1 turns out to differ:
+        // both go to the collision tree, and so does item 2, whose contents are item 0's.
+        assert!(e.unstable_link(refs[0], 0, 5));
+        assert_eq!(e.unstable_find(0, 5, refs[3]), Some(refs[0]));
+        assert_eq!(e.unstable_find(0, 5, refs[0]), None);
+        assert!(e.collide_insert(refs[0], 0, 5, 11, true));
+        assert!(e.collide_insert(refs[1], 0, 5, 22, false));
+        assert!(e.collide_insert(refs[2], 0, 5, 11, false));
+        assert_eq!(e.unstable_find(0, 5, refs[3]), None);
+        assert_eq!(e.unstable_len, 0);
+        let mut seen = KVec::new();
+        let mut key = (0, 5, 11, 0);
+        while let Some(k) = next_in_group(&e.collide, &key, |k| (k.0, k.1, k.2) == (0, 5, 11)) {
+            seen.push(k.3, GFP_KERNEL)?;
+            key.3 = k.3 + 1;
+        }
+        assert_eq!(&seen[..], &[refs[0], refs[2]]);
+        // An item leaves the collision tree with its key, kept in the item.
+        let it0 = e.item(mmk, 0).ok_or(EINVAL)?;
+        assert!(it0.collide() && it0.link == 11 && it0.node().is_null());
+        e.unstable_remove(refs[0], &it0);
+        assert!(e.collide.get(&(0, 5, 11, refs[0])).is_none());
+        assert!(e.collide.get(&(0, 5, 11, refs[2])).is_some());
+        // A new scan starts with none.
+        e.start_scan();
+        assert!(e.collide.is_empty());
+        Ok(())
+    }
+}
