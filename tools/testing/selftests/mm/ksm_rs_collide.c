@@ -3,9 +3,10 @@
  * ksm_rs_collide: pages of different contents whose xxh64 is the same must
  * merge with their true duplicates and never with each other. mm/ksm.c
  * orders its trees by the contents and keeps xxh64 (seed 0) as a checksum of
- * volatility only; ksm_rs orders its trees by 32 bits of an xxh64 with a seed
- * drawn at random at boot, and tells colliding contents apart by comparing
- * them. Two ways to make contents collide, built and checked here first:
+ * volatility only; ksm_rs keys its trees by an xxh64 with a seed drawn at
+ * random at boot, and tells contents of one hash apart by a keyed
+ * fingerprint (SipHash), then by comparing them. Three ways to make contents
+ * collide, built and checked here first:
  *
  *  (a) full collisions of xxh64 with seed 0: xxh64 folds a page in 32-byte
  *      stripes into four lanes, round(v, x) = rotl64(v + x * P2, 31) * P1,
@@ -22,7 +23,23 @@
  *      one has the base page's xxh64, whatever the seed. Three base pages and
  *      their variants (508 positions, two signs) make 2112 contents of which,
  *      for any seed, two groups of 509 and one of about 40 share one 64-bit
- *      hash each.
+ *      hash each;
+ *  (c) all in one hash whatever the seed: adding A = 2^33 * P2^-1 to the
+ *      word x of lane l in stripe j adds 2^33 to the lane's sum
+ *      s = v + x * P2, which rotl64(s, 31) turns into +1, and the round into
+ *      +P1, unless the top 31 bits of s are all ones (then they wrap to 0);
+ *      subtracting P1 * P2^-1 from the word of lane l in stripe j + 1 takes
+ *      the P1 off again: the lanes, hence the xxh64, are the base page's with
+ *      probability 1 - 2^-31 per correction, for any seed. One base page, its
+ *      508 variants of one correction and 1603 of two (positions d = 1..4
+ *      words apart, 4 being the same lane in consecutive stripes) make 2112
+ *      contents of one 64-bit hash for any seed but a negligible fraction of
+ *      them; the test predicts which from the lane sums of the base page, and
+ *      checks the prediction with seed 0, random seeds, and one seed chosen to
+ *      make the corrections of word 0 fail. An implementation that compares a
+ *      page with every page of its hash spends time quadratic in the 4160
+ *      pages on it: its merge is slow, and fails once it takes longer than
+ *      the timeout, with the counters printed.
  *
  * For each construction, 2048 of the contents are in the area twice and 64
  * once, in a random order, and every tunable lets ksmd run flat out
@@ -41,9 +58,10 @@
  *
  * Every wait for ksmd has a timeout (KSM_RS_COLLIDE_TIMEOUT seconds, default
  * 60, four times that with KSM_RS_FLAVOUR=debug; 10 s once one wait timed
- * out), and an alarm ends the test, with the tunables put back, after eight
- * times that. Every attribute of /sys/kernel/mm/ksm that is changed is put
- * back.
+ * out), and an alarm ends the test, with the counters printed and the
+ * tunables put back, after eight times that. The seconds each merge took to
+ * settle are printed. Every attribute of /sys/kernel/mm/ksm that is changed
+ * is put back.
  */
 #define _GNU_SOURCE
 #include <endian.h>
@@ -64,7 +82,7 @@
 #include "vm_util.h"
 #include "ksm_rs_util.h"
 
-#define NR_TESTS		12
+#define NR_TESTS		17
 
 /* The area of the merge tests: NR_DUP contents twice, NR_SINGLE once. */
 #define NR_DUP			2048
@@ -78,7 +96,7 @@
 #define CHAIN_CONTENTS		256
 #define CHAIN_COPIES		4
 #define CHAIN_MAX_SHARING	"2"
-/* Seeds construction (b) is checked with, seed 0 first. */
+/* Seeds constructions (b) and (c) are checked with, seed 0 first. */
 #define CHECK_SEEDS		8
 /* Counters unchanged over this many full scans: settled. */
 #define STALL_SCANS		4
@@ -94,6 +112,7 @@
 
 #define TAG_A			0x636f6c6c2d610000ULL
 #define TAG_B			0x636f6c6c2d620000ULL
+#define TAG_C			0x636f6c6c2d630000ULL
 #define TAG_COW			0x636f6c6c2d770000ULL
 #define TAG_LAYOUT		0x636f6c6c2d6c0000ULL
 
@@ -166,11 +185,44 @@ static void raw_sysfs_write(const char *attr, const char *val)
 	close(fd);
 }
 
+/* " @attr value" of /sys/kernel/mm/ksm, async-signal-safe. */
+static void raw_sysfs_print(const char *attr)
+{
+	char path[128] = KSM_DIR "/", buf[32];
+	ssize_t n;
+	int fd;
+
+	if (strlen(path) + strlen(attr) >= sizeof(path))
+		return;
+	strcat(path, attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	while (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n] = '\0';
+	put_str(" ");
+	put_str(attr);
+	put_str(" ");
+	put_str(buf);
+}
+
 static void on_alarm(int sig)
 {
+	static const char *const attrs[] = {
+		"pages_shared", "pages_sharing", "pages_unshared",
+		"pages_volatile", "full_scans",
+	};
 	size_t i;
 
 	(void)sig;
+	put_str("\n# watchdog:");
+	for (i = 0; i < ARRAY_SIZE(attrs); i++)
+		raw_sysfs_print(attrs[i]);
 	put_str("\nBail out! watchdog: the test did not end in time, stuck in: ");
 	put_str(stage);
 	put_str("\n");
@@ -365,6 +417,80 @@ static void gen_b(unsigned char *page, unsigned long c)
 	word_set(page, w + 4, word_get(page, w + 4) + (r & 1 ? -d : d));
 }
 
+/* ---- construction (c): one hash whatever the seed, but for 2^-31 ---- */
+
+/* Positions: word w, corrected in word w + 4 (the same lane, next stripe). */
+static unsigned long c_positions(void)
+{
+	return words - 4;
+}
+
+/*
+ * The positions corrected in contents @c of construction (c), in @pos; their
+ * number: none for the base page (c = 0), one for c = 1 .. c_positions(),
+ * then two, d = 1, 2, 3, ... positions apart (modulo c_positions()), each
+ * pair once as long as d < c_positions() / 2.
+ */
+static int c_positions_of(unsigned long c, unsigned long pos[2])
+{
+	unsigned long n = c_positions(), k;
+
+	if (!c)
+		return 0;
+	if (c <= n) {
+		pos[0] = c - 1;
+		return 1;
+	}
+	k = c - 1 - n;
+	pos[0] = k % n;
+	pos[1] = (k % n + 1 + k / n) % n;
+	return 2;
+}
+
+/*
+ * Contents @c of construction (c): the base page, each position w of
+ * c_positions_of() corrected: word w + A, A = 2^33 * P2^-1 (the lane's sum
+ * goes up by 2^33, the state after the round by P1), word w + 4 - P1 * P2^-1
+ * (the next round's sum loses that P1 again).
+ */
+static void gen_c(unsigned char *page, unsigned long c)
+{
+	uint64_t add = (1ULL << 33) * inv64(XXH_P2);
+	uint64_t sub = XXH_P1 * inv64(XXH_P2);
+	unsigned long pos[2], w;
+	int i, n = c_positions_of(c, pos);
+
+	fill_words(page, TAG_C);
+	for (i = 0; i < n; i++) {
+		w = pos[i];
+		word_set(page, w, word_get(page, w) + add);
+		word_set(page, w + 4, word_get(page, w + 4) - sub);
+	}
+}
+
+/*
+ * Of the base page @base of construction (c) with @seed: @bad[w] is whether
+ * the lane sum v + x * P2 at word w has its top 31 bits all ones, where a
+ * correction at w does not give the base's lanes back.
+ */
+static unsigned long c_bad_positions(const unsigned char *base, uint64_t seed,
+				     bool *bad)
+{
+	unsigned long w, nbad = 0;
+	uint64_t v[4], sum;
+
+	xxh_init(v, seed);
+	for (w = 0; w < words; w++) {
+		sum = v[w & 3] + word_get(base, w) * XXH_P2;
+		if (w < c_positions()) {
+			bad[w] = sum >> 33 == 0x7fffffffULL;
+			nbad += bad[w];
+		}
+		v[w & 3] = rotl64(sum, 31) * XXH_P1;
+	}
+	return nbad;
+}
+
 /* ---- checks of the constructions ---- */
 
 static const unsigned char *sort_contents;
@@ -433,7 +559,7 @@ static void test_xxh64(void)
 	ksft_test_result(ok, "xxh64: the test's xxh64 gives lib/xxhash.c's values\n");
 }
 
-static unsigned char *contents_a, *contents_b;
+static unsigned char *contents_a, *contents_b, *contents_c;
 
 /* 2: construction (a). */
 static void test_construction_a(void)
@@ -534,6 +660,82 @@ static void test_construction_b(void)
 		       variants ? (double)collide / variants : 0.0,
 		       pairs - bad, pairs, largest);
 	ksft_test_result(ok, "construction (b): %d distinct contents; for every seed tried, exactly one page of each pair has its base page's xxh64\n",
+			 NR_CONTENTS);
+}
+
+/* 4: construction (c). */
+static void test_construction_c(void)
+{
+	unsigned long c, equal, variants = 0, collide = 0, mismatch = 0;
+	unsigned long singles = 0, pairs = 0, nbad = 0, chosen_apart = 0;
+	unsigned long chosen_want = 0, pos[2];
+	uint64_t seeds[CHECK_SEEDS + 1], hb, h;
+	bool *bad = calloc(words, sizeof(*bad)), ok = true, want;
+	int s, i, n;
+
+	contents_c = malloc(NR_CONTENTS * page_size);
+	if (!contents_c || !bad)
+		ksft_exit_fail_msg("no memory\n");
+	for (c = 0; c < NR_CONTENTS; c++) {
+		gen_c(contents_c + c * page_size, c);
+		n = c_positions_of(c, pos);
+		singles += n == 1;
+		pairs += n == 2;
+	}
+	equal = count_equal(contents_c, NR_CONTENTS);
+	expect(&ok, !equal, "(c): %lu contents are equal to another\n", equal);
+	seeds[0] = 0;
+	for (s = 1; s < CHECK_SEEDS; s++)
+		seeds[s] = mix64(TAG_C + s) ^ (uint64_t)now_ms() << 20;
+	/*
+	 * Last, a seed that makes the lane sum at word 0 all ones in its top
+	 * 31 bits: v[0] = seed + P1 + P2, so seed = S - P1 - P2 - x0 * P2 gives
+	 * the sum S. The variants correcting word 0 must not collide.
+	 */
+	seeds[CHECK_SEEDS] = (0x7fffffffULL << 33 | 0x12345) - XXH_P1 - XXH_P2 -
+			     word_get(contents_c, 0) * XXH_P2;
+	for (s = 0; s <= CHECK_SEEDS; s++) {
+		unsigned long k = c_bad_positions(contents_c, seeds[s], bad);
+
+		if (s < CHECK_SEEDS)
+			nbad += k;
+		else
+			expect(&ok, bad[0], "(c): the chosen seed %016llx does not make word 0 a bad position\n",
+			       (unsigned long long)seeds[s]);
+		hb = xxh64(contents_c, page_size, seeds[s]);
+		for (c = 1; c < NR_CONTENTS; c++) {
+			n = c_positions_of(c, pos);
+			want = true;
+			for (i = 0; i < n; i++)
+				want &= !bad[pos[i]];
+			h = xxh64(contents_c + c * page_size, page_size,
+				  seeds[s]);
+			if ((h == hb) != want && mismatch++ < 5)
+				printf("#    (c): seed %016llx: contents %lu (%d corrections) %s the base's xxh64, predicted %s\n",
+				       (unsigned long long)seeds[s], c, n,
+				       h == hb ? "has" : "does not have",
+				       want ? "to have it" : "not");
+			if (s == CHECK_SEEDS) {
+				chosen_want += !want;
+				chosen_apart += h != hb;
+				continue;
+			}
+			variants++;
+			collide += h == hb;
+		}
+	}
+	free(bad);
+	expect(&ok, !mismatch, "(c): %lu times a variant had the base's xxh64 or not against the prediction\n",
+	       mismatch);
+	/* All but a negligible number: about 2^-31 per correction. */
+	expect(&ok, (variants - collide) * 1000 <= variants,
+	       "(c): %lu of %lu variants do not have their base's xxh64\n",
+	       variants - collide, variants);
+	ksft_print_msg("(c): %d distinct contents from 1 base page (%lu with one correction, %lu with two); over %d seeds (seed 0 and %d random) %lu of %lu variants have the base's xxh64 (%lu bad positions); with a seed chosen to make word 0 bad, %lu variants do not, %lu predicted\n",
+		       NR_CONTENTS, singles, pairs, CHECK_SEEDS,
+		       CHECK_SEEDS - 1, collide, variants, nbad, chosen_apart,
+		       chosen_want);
+	ksft_test_result(ok, "construction (c): %d distinct contents; for seed 0 and every random seed tried, all share the base page's xxh64 but those with a correction where the lane sum's top 31 bits are all ones, as predicted\n",
 			 NR_CONTENTS);
 }
 
@@ -825,7 +1027,7 @@ static bool self_ksm_stat(long *rmap_items, long *merging)
 
 static unsigned long wait_limit_ms(void)
 {
-	return timed_out ? 10000 : wait_ms;
+	return timed_out && wait_ms > 10000 ? 10000 : wait_ms;
 }
 
 /*
@@ -844,14 +1046,23 @@ static bool counts_read_stopped(struct counts *c, long *self)
 }
 
 /*
+ * How the last wait_counts() ended, after how long, and when the counters
+ * first read as expected, ksmd running (ULONG_MAX: never).
+ */
+enum wait_end { WAIT_SETTLED, WAIT_SETTLED_ELSEWHERE, WAIT_TIMEOUT };
+static enum wait_end last_wait_end;
+static unsigned long last_wait_ms, last_wait_first_ms;
+
+/*
  * Waits, ksmd running, until pages_shared, pages_sharing and pages_unshared
  * read @want after at least @min_scans full scans (and, with @merging >= 0,
  * /proc/self/ksm_merging_pages reads @merging). When they read the same for
  * STALL_SCANS full scans, reads them once with ksmd stopped: they settled,
  * as expected or not. Gives up after the timeout.
  */
-static bool wait_counts(bool *ok, const char *when, const struct counts *want,
-			long merging, int min_scans)
+static bool wait_counts_once(bool *ok, const char *when,
+			     const struct counts *want, long merging,
+			     int min_scans)
 {
 	unsigned long start = now_ms(), limit = wait_limit_ms(), still = 0;
 	long full0 = ksm_get_full_scans(), full, last_full = full0;
@@ -859,13 +1070,18 @@ static bool wait_counts(bool *ok, const char *when, const struct counts *want,
 	long self = 0;
 
 	stage = when;
+	last_wait_first_ms = ULONG_MAX;
 	for (;;) {
 		full = ksm_get_full_scans();
 		counts_read(&cur);
 		if (merging >= 0)
 			self = ksm_get_self_merging_pages();
+		if (last_wait_first_ms == ULONG_MAX && counts_eq(&cur, want) &&
+		    (merging < 0 || self == merging))
+			last_wait_first_ms = now_ms() - start;
 		if (full >= full0 + min_scans && counts_eq(&cur, want) &&
 		    (merging < 0 || self == merging)) {
+			last_wait_end = WAIT_SETTLED;
 			ksft_print_msg("%s: settled after full_scans %ld -> %ld, %lu ms\n",
 				       when, full0, full, now_ms() - start);
 			return true;
@@ -881,6 +1097,7 @@ static bool wait_counts(bool *ok, const char *when, const struct counts *want,
 			       "%s: run=0, run=1: %s\n", when, strerror(errno));
 			if (counts_eq(&cur, want) &&
 			    (merging < 0 || self == merging)) {
+				last_wait_end = WAIT_SETTLED;
 				ksft_print_msg("%s: settled after full_scans %ld -> %ld, %lu ms (read with ksmd stopped)\n",
 					       when, full0, full,
 					       now_ms() - start);
@@ -890,10 +1107,12 @@ static bool wait_counts(bool *ok, const char *when, const struct counts *want,
 			       when, cur.shared, cur.sharing, cur.unshared,
 			       self, full0, full, want->shared,
 			       want->sharing, want->unshared, merging);
+			last_wait_end = WAIT_SETTLED_ELSEWHERE;
 			return false;
 		}
 		if (now_ms() - start >= limit) {
 			timed_out = true;
+			last_wait_end = WAIT_TIMEOUT;
 			expect(ok, false, "%s: TIMEOUT after %lu ms (full_scans %ld -> %ld): pages_shared %lu pages_sharing %lu pages_unshared %lu ksm_merging_pages %ld, expected %lu %lu %lu %ld\n",
 			       when, now_ms() - start, full0, full, cur.shared,
 			       cur.sharing, cur.unshared, self, want->shared,
@@ -902,6 +1121,33 @@ static bool wait_counts(bool *ok, const char *when, const struct counts *want,
 		}
 		usleep(20000);
 	}
+}
+
+static bool wait_counts(bool *ok, const char *when, const struct counts *want,
+			long merging, int min_scans)
+{
+	unsigned long start = now_ms();
+	bool ret = wait_counts_once(ok, when, want, merging, min_scans);
+
+	last_wait_ms = now_ms() - start;
+	return ret;
+}
+
+/* The seconds the last wait took, and how it ended: one "#" line. */
+static void print_settle_time(const char *when)
+{
+	static const char *const how[] = {
+		[WAIT_SETTLED] = "settled as expected",
+		[WAIT_SETTLED_ELSEWHERE] = "settled at other counters",
+		[WAIT_TIMEOUT] = "did not settle: timeout",
+	};
+	char first[64] = "never while ksmd ran";
+
+	if (last_wait_first_ms != ULONG_MAX)
+		snprintf(first, sizeof(first), "after %.3f s, ksmd running",
+			 last_wait_first_ms / 1000.0);
+	ksft_print_msg("%s: %.3f s to settle (%s); the counters first read as expected %s\n",
+		       when, last_wait_ms / 1000.0, how[last_wait_end], first);
 }
 
 /*
@@ -1022,7 +1268,7 @@ static bool set_up(const char *max_page_sharing)
 
 /* ---- the merge tests of one construction ---- */
 
-/* 4, 8: 2048 contents twice, 64 once: one KSM page per duplicated contents. */
+/* 5, 9, 13: 2048 contents twice, 64 once: one KSM page per duplicated contents. */
 static void test_merge(struct layout *lo)
 {
 	struct counts want = { NR_DUP, NR_DUP, NR_SINGLE };
@@ -1037,6 +1283,7 @@ static void test_merge(struct layout *lo)
 	       NR_DUP, NR_SINGLE);
 	if (layout_map(lo)) {
 		wait_counts(&ok, when, &want, 2 * NR_DUP, 2);
+		print_settle_time(when);
 		expect_counters(&ok, when, &want, 0, 0, 0, 2 * NR_DUP,
 				lo->nslots);
 		expect_intact(&ok, lo, "merged");
@@ -1050,7 +1297,7 @@ static void test_merge(struct layout *lo)
 }
 
 /*
- * 5, 9: one byte written into the first page of NR_COW / 2 merged contents,
+ * 6, 10, 14: one byte written into the first page of NR_COW / 2 merged contents,
  * a whole page into the first page of NR_COW / 2 others.
  */
 static void test_cow(struct layout *lo)
@@ -1105,7 +1352,7 @@ static void test_cow(struct layout *lo)
 			 NR_SINGLE + NR_COW);
 }
 
-/* 6, 10: MADV_UNMERGEABLE: every counter back to 0. */
+/* 7, 11, 15: MADV_UNMERGEABLE: every counter back to 0. */
 static void test_unmerge(struct layout *lo)
 {
 	struct counts zero = { 0, 0, 0 };
@@ -1137,7 +1384,7 @@ static void test_unmerge(struct layout *lo)
 }
 
 /*
- * 7, 11: max_page_sharing=2, CHAIN_CONTENTS contents CHAIN_COPIES times
+ * 8, 12, 16: max_page_sharing=2, CHAIN_CONTENTS contents CHAIN_COPIES times
  * each: per contents, a chain of two KSM pages mapped twice each.
  */
 static void test_chains(struct layout *lo)
@@ -1153,6 +1400,7 @@ static void test_chains(struct layout *lo)
 	       "%s: set-up of the ksm attributes failed\n", when);
 	if (layout_map(lo)) {
 		wait_counts(&ok, when, &want, CHAIN_CONTENTS * CHAIN_COPIES, 2);
+		print_settle_time(when);
 		expect_counters(&ok, when, &want, 0, CHAIN_CONTENTS, ksm_pages,
 				CHAIN_CONTENTS * CHAIN_COPIES, lo->nslots);
 		expect_intact(&ok, lo, "merged");
@@ -1198,7 +1446,7 @@ static void test_construction(const char *name, const unsigned char *contents)
 	layout_unmap(&chain);
 }
 
-/* 12: everything put back. */
+/* 17: everything put back. */
 static void test_restore(void)
 {
 	bool ok;
@@ -1235,8 +1483,10 @@ int main(void)
 	test_xxh64();
 	test_construction_a();
 	test_construction_b();
+	test_construction_c();
 	test_construction("(a)", contents_a);
 	test_construction("(b)", contents_b);
+	test_construction("(c)", contents_c);
 	test_restore();
 
 	alarm(0);
