@@ -3,9 +3,10 @@
 """bench-report.py OUTDIR: the `make bench` report.
 
 Reads OUTDIR/{c,rust}-N.out (the guest's "### bench:" and "### series:"
-lines), prints a table with min/median/max per implementation and the
-Rust/C ratio of the medians, writes OUTDIR/bench.json (every key as
-{"c", "rust", "unit", "better", ...} holding medians) and OUTDIR/converge.svg
+lines), prints a table with which way is better, min/median/max per
+implementation and the Rust/C ratio of the medians, writes OUTDIR/bench.json
+(every key as {"c", "rust", "unit", "better", ...} holding medians) and
+OUTDIR/converge.svg
 (pages_sharing over time on the convergence workload), and prints the JSON
 file's path last.
 """
@@ -41,6 +42,17 @@ KEYS = {
     "tracked_pages": ("tracked pages at the end of convergence", None, None),
     "qemu_pages_sharing": ("two QEMU guests inside the VM: pages_sharing", "higher", 1.0),
     "qemu_general_profit": ("two QEMU guests inside the VM: general_profit", "higher", None),
+    # Worst cases: what page contents, sharers, VMAs or an address space can make it cost.
+    "unshare_many_sharers": ("3 x 128 MiB in one KSM page (max_page_sharing 1000000) COW-"
+                             "unshared but for one mapping: wall time of the next 2 full scans",
+                             "lower", None),
+    "scan_cpu_random_16k": ("ksmd CPU per full scan, 16384 random pages (reference)", "lower", None),
+    "scan_cpu_collide_16k": ("the same, 16384 distinct pages of one xxh64 (seed 0)", "lower", None),
+    "scan_cpu_collide_256k": ("the same, 262144 distinct pages of one xxh64 (seed 0)", "lower", None),
+    "merge_collide": ("16384 pairs of colliding pages: time until all are merged", "lower", None),
+    "scan_cpu_sparse": ("ksmd CPU per full scan, 32 TiB MAP_NORESERVE with 1 page", "lower", None),
+    "rmap_walk_many_vmas": ("move_pages() of a KSM page in 20000 VMAs of one anon_vma "
+                            "(median of 5)", "lower", None),
 }
 REQUIRED = ["merge", "merge_thp", "unmerge", "cow", "scan_cpu_per_gib",
             "scan_cpu_per_gib_smart", "converge_seconds", "metadata_bytes_per_page",
@@ -175,12 +187,12 @@ def main():
             goal = f"{'>=' if better == 'higher' else '<='}{target:g} "
         else:
             goal = None
-        rows.append((key, entry["unit"], cells[0], cells[1], fmt(ratio),
+        rows.append((key, entry["unit"], better or "-", cells[0], cells[1], fmt(ratio),
                      "-" if goal is None else goal + ("yes" if met else "NO" if met is not None else "?")))
     for key in REQUIRED:
         result.setdefault(key, {"c": None, "rust": None, "unit": "", "better": KEYS[key][1],
                                 "description": KEYS[key][0], "missing": True})
-    hdr = ("key", "unit", "C min/median/max", "Rust min/median/max", "Rust/C", "target")
+    hdr = ("key", "unit", "better", "C min/median/max", "Rust min/median/max", "Rust/C", "target")
     widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
     line = "  ".join(h.ljust(w) for h, w in zip(hdr, widths))
     print(line)

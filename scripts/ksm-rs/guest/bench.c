@@ -22,6 +22,40 @@
  *                                per tracked page at the end.
  *   merge SIZE_MIB PAGES SLEEP   seconds to merge SIZE_MIB of equal pages at
  *                                pages_to_scan=PAGES, sleep_millisecs=SLEEP.
+ *
+ * The worst cases: what an adversary (page contents, sharers, VMAs, address
+ * space) can make ksmd or the rest of mm pay. Each gives up after TIMEOUT
+ * seconds (default 600) and prints "### bench: KEY fail" rather than hang.
+ *
+ *   unshare NPROC SIZE_MIB [TIMEOUT]
+ *                                max_page_sharing=1000000; NPROC processes of
+ *                                SIZE_MIB filled with one byte, merged into
+ *                                one KSM page (with a page of this process,
+ *                                which keeps it alive), then rewritten page
+ *                                by page, in turn, with ksmd stopped (run=0)
+ *                                between two full scans: ksmd's wall time for
+ *                                the two full scans after run=1, which drop
+ *                                every mapping but one from the KSM page
+ *                                (unshare_many_sharers).
+ *   scan_pages collide|random NPAGES [TIMEOUT]
+ *                                ksmd CPU per full scan of NPAGES distinct
+ *                                pages, unthrottled, smart_scan=0
+ *                                (scan_cpu_collide_Nk, scan_cpu_random_Nk);
+ *                                "collide" pages all have the same 64-bit
+ *                                xxh64 with seed 0, checked here.
+ *   merge_collide NPAGES [TIMEOUT]
+ *                                NPAGES distinct colliding contents, each in
+ *                                two pages: seconds until all pairs are
+ *                                merged (merge_collide).
+ *   sparse SIZE_GIB SECONDS [TIMEOUT]
+ *                                one MAP_NORESERVE mapping of SIZE_GIB with
+ *                                one page populated: ksmd CPU per full scan,
+ *                                unthrottled, over SECONDS (scan_cpu_sparse).
+ *   rmap_vmas NVMAS [TIMEOUT]    one KSM page in a region of NVMAS one-page
+ *                                VMAs (mprotect() of every other page) of one
+ *                                anon_vma: milliseconds of one move_pages()
+ *                                of it to the other NUMA node, the median of
+ *                                5 moves (rmap_walk_many_vmas).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -33,6 +67,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -240,10 +276,11 @@ static uint64_t merge64(uint64_t acc, uint64_t v)
 	return acc * P1 + P4;
 }
 
-static uint64_t xxh64(const void *buf, size_t len)
+/* xxh64 of @len bytes, a multiple of 32 (a page), as lib/xxhash.c. */
+static uint64_t xxh64(const void *buf, size_t len, uint64_t seed)
 {
 	const uint64_t *p = buf, *end = p + len / 8;
-	uint64_t v1 = P1 + P2, v2 = P2, v3 = 0, v4 = -P1, h;
+	uint64_t v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed - P1, h;
 
 	while (p + 4 <= end) {
 		v1 = round64(v1, p[0]);
@@ -298,7 +335,7 @@ static int cmd_scan(size_t mib, int smart)
 		sink = acc;
 		r1 = cpu_now();
 		for (i = 0; i < size; i += page_size)
-			sink += xxh64(p + i, page_size);
+			sink += xxh64(p + i, page_size, 0);
 		h1 = cpu_now();
 		printf("### bench: read_cpu_per_gib %.4f s\n", (r1 - r0) * per_gib);
 		printf("### bench: hash_cpu_per_gib %.4f s\n", (h1 - r1) * per_gib);
@@ -435,8 +472,549 @@ static int cmd_merge(size_t mib, unsigned long pages, unsigned long sleep_ms)
 	return 0;
 }
 
+/* The worst cases. */
+
+/* Prints the failure line of @key, then why, for bench-report.py. */
+static void bench_fail(const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("### bench: %s fail\n#   %s: ", key, key);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
+/* fork(), the child killed with its parent (a bench that died or gave up). */
+static pid_t fork_child(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork: %s\n", strerror(errno));
+	if (!pid)
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+	return pid;
+}
+
+/* Waits until full_scans moves past @from: its new value, 0 past @deadline. */
+static unsigned long scan_boundary(unsigned long from, double deadline)
+{
+	unsigned long v;
+
+	while ((v = ksm_read("full_scans")) == from) {
+		if (now() > deadline)
+			return 0;
+		usleep(1000);
+	}
+	return v;
+}
+
+/*
+ * ksmd's CPU seconds per full scan from the end of the scan in progress (the
+ * warm-up) to the end of a later one, over at least @min_scans full scans and
+ * @min_wall seconds; -1 past @deadline. *@scans: how many were measured.
+ */
+static double cpu_per_scan(unsigned long min_scans, double min_wall,
+			   double deadline, unsigned long *scans)
+{
+	unsigned long f0, f;
+	double c0, t0;
+
+	f0 = scan_boundary(ksm_read("full_scans"), deadline);
+	if (!f0)
+		return -1;
+	c0 = ksmd_cpu();
+	t0 = now();
+	f = f0;
+	do {
+		f = scan_boundary(f, deadline);
+		if (!f)
+			return -1;
+	} while (f - f0 < min_scans || now() - t0 < min_wall);
+	*scans = f - f0;
+	return (ksmd_cpu() - c0) / *scans;
+}
+
+static uint64_t rotr(uint64_t x, int r)
+{
+	return (x >> r) | (x << (64 - r));
+}
+
+/* The inverse of an odd @a modulo 2^64 (Newton; a * a == 1 mod 8). */
+static uint64_t inverse64(uint64_t a)
+{
+	uint64_t x = a;
+	int i;
+
+	for (i = 0; i < 5; i++)
+		x *= 2 - a * x;
+	return x;
+}
+
+/*
+ * Fills @page with contents of its own (the number @n, then pseudo-random
+ * words) except for the last 32-byte stripe, chosen so that xxh64's four
+ * lanes (seed 0) end at @target: all such pages have one 64-bit xxh64. A
+ * lane's round, rotl(v + lane * P2, 31) * P1, is a bijection of the lane:
+ * lane = (rotr(target * P1^-1, 31) - v) * P2^-1.
+ */
+static void fill_collide(char *page, uint64_t n, const uint64_t target[4])
+{
+	uint64_t *w = (uint64_t *)page, v[4] = { P1 + P2, P2, 0, -P1 };
+	uint64_t inv1 = inverse64(P1), inv2 = inverse64(P2);
+	long words = page_size / 8, i;
+	int j;
+
+	w[0] = n;
+	for (i = 1; i < words - 4; i++)
+		w[i] = next_rand();
+	for (i = 0; i < words - 4; i += 4)
+		for (j = 0; j < 4; j++)
+			v[j] = round64(v[j], w[i + j]);
+	for (j = 0; j < 4; j++)
+		w[words - 4 + j] = (rotr(target[j] * inv1, 31) - v[j]) * inv2;
+}
+
+/* Fills @n pages at @p with fill_collide(), one target for all. */
+static void fill_collide_pages(char *p, long n)
+{
+	uint64_t target[4];
+	long i;
+	int j;
+
+	for (j = 0; j < 4; j++)
+		target[j] = next_rand();
+	for (i = 0; i < n; i++)
+		fill_collide(p + i * page_size, i, target);
+}
+
+struct page_key {
+	uint64_t hash;
+	long page;
+};
+
+static int page_key_cmp(const void *a, const void *b)
+{
+	const struct page_key *x = a, *y = b;
+
+	return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+/*
+ * Checks that the @n pages at @p have one xxh64 with seed 0 (mm/ksm.c's
+ * checksum; 32 bits of it order ksm_rs's trees) and pairwise distinct
+ * contents; otherwise prints @key's failure.
+ */
+static int check_collide(const char *key, char *p, long n)
+{
+	struct page_key *k = malloc(n * sizeof(*k));
+	uint64_t h0 = xxh64(p, page_size, 0), h;
+	long i;
+
+	if (!k)
+		die("out of memory\n");
+	for (i = 0; i < n; i++) {
+		h = xxh64(p + i * page_size, page_size, 0);
+		if (h != h0) {
+			bench_fail(key, "page %ld has xxh64 %016llx, page 0 %016llx\n",
+				   i, (unsigned long long)h, (unsigned long long)h0);
+			free(k);
+			return -1;
+		}
+		/* Another seed sorts them: equal contents, equal hashes. */
+		k[i].hash = xxh64(p + i * page_size, page_size, 1);
+		k[i].page = i;
+	}
+	qsort(k, n, sizeof(*k), page_key_cmp);
+	for (i = 1; i < n; i++) {
+		if (k[i].hash == k[i - 1].hash &&
+		    !memcmp(p + k[i].page * page_size, p + k[i - 1].page * page_size,
+			    page_size)) {
+			bench_fail(key, "pages %ld and %ld are equal\n", k[i - 1].page,
+				   k[i].page);
+			free(k);
+			return -1;
+		}
+	}
+	free(k);
+	printf("#   %s: %ld distinct pages, all of xxh64 %016llx (seed 0)\n", key, n,
+	       (unsigned long long)h0);
+	return 0;
+}
+
+static void unshare_child(size_t size, int id, int ready, int go, int done)
+{
+	char *p = map(size);
+	size_t i;
+	char c;
+
+	memset(p, 0x5a, size);
+	if (madvise(p, size, MADV_MERGEABLE))
+		die("MADV_MERGEABLE: %s\n", strerror(errno));
+	if (write(ready, "r", 1) != 1)
+		die("ready pipe\n");
+	if (read(go, &c, 1) != 1)
+		_exit(1);
+	/* Data of its own in every page: one COW fault each. */
+	for (i = 0; i < size; i += page_size)
+		*(uint64_t *)(p + i) = (uint64_t)id << 48 | i / page_size;
+	if (write(done, "d", 1) != 1)
+		die("done pipe\n");
+	for (;;)
+		pause();
+}
+
+static int cmd_unshare(int nproc, size_t mib, double timeout)
+{
+	const char *key = "unshare_many_sharers";
+	unsigned long prev_run = ksm_read("run"), f0, f, merged = 0;
+	/* The processes' pages and one of our own, which keeps the KSM page. */
+	unsigned long total = nproc * mib * MIB / page_size + 1;
+	char *keep = map(page_size);
+	int ready[2], done[2], (*go)[2] = calloc(nproc, sizeof(*go)), i, rc = 1;
+	pid_t *pids = calloc(nproc, sizeof(*pids));
+	double t0, c0, deadline;
+	char c;
+
+	if (!go || !pids)
+		die("out of memory\n");
+	/*
+	 * max_page_sharing only changes while no KSM page exists: after run=2.
+	 * A batch ends with its full scan at the latest: while there are more
+	 * pages to scan than pages, every batch is one full scan, and a write
+	 * to run (which waits for ksmd's batch) stops ksmd between two scans.
+	 */
+	ksm_setup(1000000, 0, 0);
+	ksm_write("max_page_sharing", 1000000);
+	ksmd_cpu();
+	if (pipe(ready) || pipe(done))
+		die("pipe\n");
+	for (i = 0; i < nproc; i++) {
+		if (pipe(go[i]))
+			die("pipe\n");
+		pids[i] = fork_child();
+		if (!pids[i])
+			unshare_child(mib * MIB, i, ready[1], go[i][0], done[1]);
+	}
+	for (i = 0; i < nproc; i++)
+		if (read(ready[0], &c, 1) != 1)
+			die("workload failed\n");
+	memset(keep, 0x5a, page_size);
+	if (madvise(keep, page_size, MADV_MERGEABLE))
+		die("MADV_MERGEABLE: %s\n", strerror(errno));
+	t0 = now();
+	deadline = t0 + timeout;
+	ksm_write("run", 1);
+	/* All in one KSM page: pages_shared 1, pages_sharing the rest. */
+	while ((merged = ksm_read("pages_sharing") + ksm_read("pages_shared")) < total) {
+		if (now() > deadline) {
+			bench_fail(key, "%lu of %lu pages merged after %.0f s\n", merged,
+				   total, timeout);
+			goto out;
+		}
+		usleep(20000);
+	}
+	printf("#   %s: %lu pages merged in %.1f s, pages_shared %lu\n", key, total,
+	       now() - t0, ksm_read("pages_shared"));
+	/* Stop ksmd at the end of its full scan; run=0 keeps the KSM page. */
+	ksm_write("run", 0);
+	/* Batches of 10000 pages again, as for the other keys. */
+	ksm_write("pages_to_scan", 10000);
+	t0 = now();
+	for (i = 0; i < nproc; i++) {
+		if (write(go[i][1], "g", 1) != 1 || read(done[0], &c, 1) != 1)
+			die("workload failed\n");
+	}
+	printf("#   %s: rewritten in %.1f s\n", key, now() - t0);
+	f0 = f = ksm_read("full_scans");
+	c0 = ksmd_cpu();
+	t0 = now();
+	deadline = t0 + timeout;
+	ksm_write("run", 1);
+	while (f < f0 + 2) {
+		f = scan_boundary(f, deadline);
+		if (!f) {
+			bench_fail(key, "%lu of 2 full scans after the rewrite in %.0f s\n",
+				   ksm_read("full_scans") - f0, timeout);
+			goto out;
+		}
+	}
+	printf("### bench: %s %.3f s\n", key, now() - t0);
+	printf("#   %s: ksmd CPU %.2f s; then pages_shared %lu, pages_sharing %lu\n",
+	       key, ksmd_cpu() - c0, ksm_read("pages_shared"), ksm_read("pages_sharing"));
+	rc = 0;
+out:
+	for (i = 0; i < nproc; i++)
+		kill(pids[i], SIGKILL);
+	while (wait(NULL) > 0)
+		;
+	munmap(keep, page_size);
+	ksm_write("run", 2);
+	ksm_write("max_page_sharing", 256);
+	ksm_write("run", prev_run);
+	return rc;
+}
+
+static int cmd_scan_pages(const char *mode, long n, double timeout)
+{
+	int collide = !strcmp(mode, "collide");
+	size_t size = n * page_size;
+	unsigned long scans = 0;
+	char key[64], *p;
+	double cpu;
+
+	if (!collide && strcmp(mode, "random"))
+		die("scan_pages: collide or random, not %s\n", mode);
+	snprintf(key, sizeof(key), "scan_cpu_%s_%ldk", mode, n / 1024);
+	ksm_setup(10000, 0, 0);
+	ksmd_cpu();
+	p = map(size);
+	if (collide) {
+		fill_collide_pages(p, n);
+		if (check_collide(key, p, n)) {
+			munmap(p, size);
+			return 1;
+		}
+	} else {
+		fill_random(p, size);
+	}
+	if (madvise(p, size, MADV_MERGEABLE))
+		die("MADV_MERGEABLE: %s\n", strerror(errno));
+	ksm_write("run", 1);
+	/* The first full scan creates the items: measure later ones. */
+	cpu = cpu_per_scan(2, 3, now() + timeout, &scans);
+	if (cpu < 0) {
+		bench_fail(key, "fewer than 3 full scans in %.0f s (full_scans %lu)\n",
+			   timeout, ksm_read("full_scans"));
+	} else {
+		printf("### bench: %s %.4f s\n", key, cpu);
+		printf("#   %s: over %lu full scans\n", key, scans);
+	}
+	/* Unmapped first: run=2 waits for ksmd's batch, which sees the mm go. */
+	munmap(p, size);
+	ksm_write("run", 2);
+	return cpu < 0;
+}
+
+static int cmd_merge_collide(long n, double timeout)
+{
+	const char *key = "merge_collide";
+	size_t size = n * page_size;
+	char *p = map(2 * size);
+	double t0, t = -1;
+	long i;
+
+	ksm_setup(10000, 0, 0);
+	fill_collide_pages(p, n);
+	if (check_collide(key, p, n))
+		goto out;
+	memcpy(p + size, p, size);
+	t0 = now();
+	if (madvise(p, 2 * size, MADV_MERGEABLE))
+		die("MADV_MERGEABLE: %s\n", strerror(errno));
+	ksm_write("run", 1);
+	/* One KSM page per pair: pages_sharing n. */
+	while (now() - t0 < timeout) {
+		if ((long)ksm_read("pages_sharing") >= n) {
+			t = now() - t0;
+			break;
+		}
+		usleep(5000);
+	}
+	if (t < 0) {
+		bench_fail(key, "pages_sharing %lu of %ld after %.0f s\n",
+			   ksm_read("pages_sharing"), n, timeout);
+		goto out;
+	}
+	/* Every page kept its contents, in both copies. */
+	for (i = 0; i < n; i++)
+		if (*(uint64_t *)(p + i * page_size) != (uint64_t)i)
+			break;
+	if (i < n || memcmp(p, p + size, size)) {
+		bench_fail(key, "contents changed by the merge (page %ld)\n", i);
+		t = -1;
+		goto out;
+	}
+	printf("### bench: %s %.3f s\n", key, t);
+out:
+	munmap(p, 2 * size);
+	ksm_write("run", 2);
+	return t < 0;
+}
+
+static int cmd_sparse(unsigned long gib, double secs, double timeout)
+{
+	const char *key = "scan_cpu_sparse";
+	size_t size = gib << 30;
+	unsigned long scans = 0;
+	double cpu = -1, c0;
+	int fds[2];
+	pid_t pid;
+	char c;
+
+	ksm_setup(10000, 0, 0);
+	ksmd_cpu();
+	if (pipe(fds))
+		die("pipe\n");
+	pid = fork_child();
+	if (!pid) {
+		char *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		if (p == MAP_FAILED) {
+			fprintf(stderr, "ksm-rs-bench-tool: mmap %lu GiB: %s\n", gib,
+				strerror(errno));
+			_exit(1);
+		}
+		madvise(p, size, MADV_NOHUGEPAGE);
+		if (madvise(p, size, MADV_MERGEABLE)) {
+			fprintf(stderr, "ksm-rs-bench-tool: MADV_MERGEABLE: %s\n",
+				strerror(errno));
+			_exit(1);
+		}
+		/* One page, in the middle. */
+		fill_random(p + size / 2, page_size);
+		if (write(fds[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	if (read(fds[0], &c, 1) != 1) {
+		bench_fail(key, "no MADV_MERGEABLE mapping of %lu GiB\n", gib);
+		goto out;
+	}
+	c0 = ksmd_cpu();
+	ksm_write("run", 1);
+	cpu = cpu_per_scan(1, secs, now() + timeout, &scans);
+	if (cpu < 0) {
+		bench_fail(key, "no full scan in %.0f s (ksmd CPU %.1f s meanwhile)\n",
+			   timeout, ksmd_cpu() - c0);
+	} else {
+		printf("### bench: %s %.4g s\n", key, cpu);
+		printf("#   %s: %lu full scans in %.0f s\n", key, scans, secs);
+	}
+out:
+	/* Killed first: run=2 waits for ksmd's batch, which sees the mm exit. */
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	ksm_write("run", 2);
+	return cpu < 0;
+}
+
+/* move_pages() of one page to @node, or where it is for @node < 0. */
+static long move_page(void *addr, int node)
+{
+	int status = -1;
+
+	if (syscall(SYS_move_pages, 0, 1UL, &addr, node < 0 ? NULL : &node,
+		    &status, node < 0 ? 0 : 1 << 2 /* MPOL_MF_MOVE_ALL */))
+		return -errno;
+	return status;
+}
+
+static int double_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmd_rmap_vmas(long nvmas, double timeout)
+{
+	const char *key = "rmap_walk_many_vmas";
+	size_t size = nvmas * page_size;
+	char *p = map(size), line[512];
+	long i, vmas = 0, st, node;
+	double t0, ms[5];
+	int r, rc = 1;
+	FILE *f;
+
+	ksm_setup(10000, 0, 0);
+	if (madvise(p, size, MADV_MERGEABLE))
+		die("MADV_MERGEABLE: %s\n", strerror(errno));
+	/* Faulted before the split: every VMA gets the one anon_vma. */
+	fill_random(p, size);
+	memcpy(p + 2 * page_size, p, page_size);
+	for (i = 1; i < nvmas; i += 2)
+		if (mprotect(p + i * page_size, page_size, PROT_READ))
+			die("mprotect: %s\n", strerror(errno));
+	f = fopen("/proc/self/maps", "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+
+		if (sscanf(line, "%lx-%lx", &s, &e) == 2 && s >= (unsigned long)p &&
+		    e <= (unsigned long)p + size)
+			vmas++;
+	}
+	if (f)
+		fclose(f);
+	if (vmas != nvmas) {
+		bench_fail(key, "%ld VMAs, not %ld\n", vmas, nvmas);
+		goto out;
+	}
+	t0 = now();
+	ksm_write("run", 1);
+	/* Pages 0 and 2 are the only equal ones. */
+	while (ksm_read("pages_shared") < 1 || ksm_read("pages_sharing") < 1) {
+		if (now() - t0 > timeout) {
+			bench_fail(key, "pages 0 and 2 not merged after %.0f s\n", timeout);
+			goto out;
+		}
+		usleep(5000);
+	}
+	/* ksmd out of the way; run=0 keeps the KSM page. */
+	ksm_write("run", 0);
+	node = move_page(p, -1);
+	if (node < 0) {
+		bench_fail(key, "move_pages (query): %s\n", strerror(-node));
+		goto out;
+	}
+	/* Back and forth between the two nodes. */
+	for (r = 0; r < 5; r++) {
+		t0 = now();
+		st = move_page(p, !node);
+		ms[r] = (now() - t0) * 1000;
+		if (st != !node) {
+			bench_fail(key, "move_pages to node %d: %s\n", !node,
+				   st < 0 ? strerror(-st) : "not moved");
+			goto out;
+		}
+		node = !node;
+	}
+	if (ksm_read("pages_shared") != 1 || memcmp(p, p + 2 * page_size, page_size)) {
+		bench_fail(key, "not a KSM page of the same contents after the moves\n");
+		goto out;
+	}
+	qsort(ms, 5, sizeof(ms[0]), double_cmp);
+	printf("### bench: %s %.3f ms\n", key, ms[2]);
+	printf("#   %s: %ld VMAs, 5 moves of %.3f to %.3f ms\n", key, nvmas, ms[0], ms[4]);
+	/* For reference: an anonymous page of the region that is not KSM's. */
+	node = move_page(p + 4 * page_size, -1);
+	for (r = 0; r < 5 && node >= 0; r++) {
+		t0 = now();
+		st = move_page(p + 4 * page_size, !node);
+		ms[r] = (now() - t0) * 1000;
+		if (st != !node)
+			break;
+		node = !node;
+	}
+	if (r == 5) {
+		qsort(ms, 5, sizeof(ms[0]), double_cmp);
+		printf("#   %s: a page that is not KSM's: %.3f ms\n", key, ms[2]);
+	}
+	rc = 0;
+out:
+	munmap(p, size);
+	ksm_write("run", 2);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
+	double timeout = 600;
+
 	page_size = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc == 4 && !strcmp(argv[1], "scan"))
@@ -446,6 +1024,37 @@ int main(int argc, char **argv)
 				    atoi(argv[5]));
 	if (argc == 5 && !strcmp(argv[1], "merge"))
 		return cmd_merge(atol(argv[2]), atol(argv[3]), atol(argv[4]));
-	fprintf(stderr, "usage: ksm-rs-bench-tool scan SIZE_MIB SMART | converge NPROC SIZE_MIB DUP VOLATILE | merge SIZE_MIB PAGES SLEEP\n");
+	if (argc >= 3 && !strcmp(argv[1], "rmap_vmas")) {
+		if (argc == 4)
+			timeout = atof(argv[3]);
+		if (argc <= 4)
+			return cmd_rmap_vmas(atol(argv[2]), timeout);
+	}
+	if (argc >= 3 && !strcmp(argv[1], "merge_collide")) {
+		if (argc == 4)
+			timeout = atof(argv[3]);
+		if (argc <= 4)
+			return cmd_merge_collide(atol(argv[2]), timeout);
+	}
+	if (argc >= 4 && !strcmp(argv[1], "unshare")) {
+		if (argc == 5)
+			timeout = atof(argv[4]);
+		if (argc <= 5)
+			return cmd_unshare(atoi(argv[2]), atol(argv[3]), timeout);
+	}
+	if (argc >= 4 && !strcmp(argv[1], "scan_pages")) {
+		if (argc == 5)
+			timeout = atof(argv[4]);
+		if (argc <= 5)
+			return cmd_scan_pages(argv[2], atol(argv[3]), timeout);
+	}
+	if (argc >= 4 && !strcmp(argv[1], "sparse")) {
+		if (argc == 5)
+			timeout = atof(argv[4]);
+		if (argc <= 5)
+			return cmd_sparse(atol(argv[2]), atof(argv[3]), timeout);
+	}
+	fprintf(stderr, "usage: ksm-rs-bench-tool scan SIZE_MIB SMART | converge NPROC SIZE_MIB DUP VOLATILE | merge SIZE_MIB PAGES SLEEP\n"
+		"       ksm-rs-bench-tool unshare NPROC SIZE_MIB | scan_pages collide|random NPAGES | merge_collide NPAGES | sparse SIZE_GIB SECONDS | rmap_vmas NVMAS  [TIMEOUT]\n");
 	return 2;
 }
