@@ -80,6 +80,8 @@ pub(crate) struct Engine {
     pub(crate) unstable: KVVec<ItemRef>,
     /// The number of items in the unstable table's buckets.
     pub(crate) unstable_len: usize,
+    /// The most items the buckets held in this scan, to size the table for the next one.
+    pub(crate) unstable_peak: usize,
     /// The unstable items whose checksum is that of an item of other contents, by
     /// `(tree, checksum, fingerprint, item)`: once two pages of one checksum turn out to differ,
     /// the pages of that checksum are told apart by their keyed [`fingerprint`], so that a
@@ -169,6 +171,7 @@ impl Engine {
             free_ids: KVec::new(),
             unstable: KVVec::new(),
             unstable_len: 0,
+            unstable_peak: 0,
             collide: RBTree::new(),
             stable: RBTree::new(),
             run_pages: KVec::new(),
@@ -183,9 +186,7 @@ impl Engine {
     /// Starts a full scan: the unstable tree starts empty (`root_unstable_tree[nid] = RB_ROOT`).
     /// The items still linked carry the old `seq`, which tells they are not in it any more.
     pub(crate) fn start_scan(&mut self) {
-        self.unstable.iter_mut().for_each(|h| *h = 0);
-        self.unstable_len = 0;
-        self.collide = RBTree::new();
+        self.unstable_clear();
         self.seq = self.seq.wrapping_add(1);
     }
 

@@ -33,6 +33,7 @@ use crate::{
 };
 use core::{cell::UnsafeCell, ptr};
 use kernel::{
+    alloc::KVVec,
     bindings,
     mm::folio::{Folio, FolioLockGuard, PageRef},
     prelude::*,
@@ -77,8 +78,10 @@ pub(crate) struct StableNode {
     /// contents only have the same hash and fingerprint (never seen: 2^-64 per pair) have
     /// different classes. Set at insertion, never changed.
     class: u32,
-    /// The mappings. Only accessed under the KSM folio's lock.
-    maps: UnsafeCell<KVec<Mapping>>,
+    /// The mappings. Only accessed under the KSM folio's lock. `kvmalloc`ed: with
+    /// `max_page_sharing` raised, a KSM page may have hundreds of thousands of mappings, more
+    /// than `kmalloc` can reliably give in one piece.
+    maps: UnsafeCell<KVVec<Mapping>>,
 }
 
 // SAFETY: `maps` is only accessed under the folio lock of the KSM folio (see the accessors);
@@ -100,7 +103,7 @@ impl StableNode {
     ///
     /// The caller holds the KSM folio's lock, or the node is unreachable from any folio.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn maps(&self) -> &mut KVec<Mapping> {
+    pub(crate) unsafe fn maps(&self) -> &mut KVVec<Mapping> {
         // SAFETY: The folio lock serialises all access (safety requirement).
         unsafe { &mut *self.maps.get() }
     }
@@ -111,7 +114,7 @@ impl StableNode {
     ///
     /// The caller holds the KSM folio's lock, or is the engine (which alone changes the list,
     /// under that lock).
-    pub(crate) unsafe fn maps_ref(&self) -> &KVec<Mapping> {
+    pub(crate) unsafe fn maps_ref(&self) -> &KVVec<Mapping> {
         // SAFETY: Nobody changes the list meanwhile (safety requirement); others only read it.
         unsafe { &*self.maps.get() }
     }
@@ -413,7 +416,7 @@ impl Engine {
         let (fp, class) = self.classify(tree, hash, kfolio);
         // Ids count down, so that a subgroup is visited newest first.
         let key = (tree, hash, fp, (u64::MAX >> 1) - self.next_id);
-        let maps = KVec::with_capacity(2, GFP_KERNEL).ok()?;
+        let maps = KVVec::with_capacity(2, GFP_KERNEL).ok()?;
         let entry = RBTreeNode::new(
             key,
             StableNode {
@@ -683,7 +686,7 @@ mod tests {
                 key: k,
                 len: Atomic::new(0),
                 class,
-                maps: UnsafeCell::new(KVec::new()),
+                maps: UnsafeCell::new(KVVec::new()),
             };
             e.stable.insert(RBTreeNode::new(k, node, GFP_KERNEL)?);
         }

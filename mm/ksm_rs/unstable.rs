@@ -33,7 +33,7 @@ use kernel::{
     mm::{folio::PageRef, MmWithUserAsync},
     page::PAGE_SHIFT,
     prelude::*,
-    rbtree::RBTreeNode,
+    rbtree::{RBTree, RBTreeNode},
     sync::{aref::ARef, atomic::Relaxed},
 };
 
@@ -59,6 +59,9 @@ fn bucket_of(tree: u32, sum: u32, buckets: usize) -> usize {
     (u64::from(sum) ^ u64::from(tree).wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize & (buckets - 1)
 }
 
+/// The fewest buckets of the unstable table, once it has any.
+const MIN_BUCKETS: usize = 512;
+
 /// The most pages of equal checksum and fingerprint [`Engine::unstable_search_insert`] compares.
 pub(crate) const COLLIDE_CANDIDATES: usize = 8;
 
@@ -79,12 +82,35 @@ impl Engine {
         it.link = head as usize;
         self.unstable[b] = r + 1;
         self.unstable_len += 1;
+        self.unstable_peak = self.unstable_peak.max(self.unstable_len);
         true
     }
 
-    /// Doubles the unstable table (512 buckets at first) and links its items again.
+    /// Empties the unstable table and the collision tree, for a new full scan.
+    ///
+    /// Clearing the buckets costs their number, so a table much larger than the scan that
+    /// ends needed (fewer than one item per 8 buckets: many pages went, or stopped being
+    /// candidates) is replaced by one of a size for it, and the cost of a full scan stays in
+    /// proportion to the pages it scans (one page in a 32 TiB area, say).
+    pub(crate) fn unstable_clear(&mut self) {
+        let n = self.unstable.len();
+        if n > MIN_BUCKETS && self.unstable_peak < n / 8 {
+            let want = (self.unstable_peak * 2)
+                .next_power_of_two()
+                .max(MIN_BUCKETS);
+            if let Ok(table) = KVVec::from_elem(0, want, GFP_KERNEL) {
+                self.unstable = table;
+            }
+        }
+        self.unstable.iter_mut().for_each(|h| *h = 0);
+        self.unstable_len = 0;
+        self.unstable_peak = 0;
+        self.collide = RBTree::new();
+    }
+
+    /// Doubles the unstable table ([`MIN_BUCKETS`] at first) and links its items again.
     fn unstable_grow(&mut self) -> bool {
-        let n = (self.unstable.len() * 2).max(512);
+        let n = (self.unstable.len() * 2).max(MIN_BUCKETS);
         let Ok(mut table) = KVVec::from_elem(0, n, GFP_KERNEL) else {
             return false;
         };
@@ -401,10 +427,15 @@ mod tests {
         assert_eq!(after.len(), before.len() - 3);
         assert!(!after.contains(&before[0]) && !after.contains(&before[before.len() - 1]));
         assert_eq!(e.unstable_len, 2097);
-        // A new scan starts empty.
+        // A new scan starts empty, with the table the last one needed ...
+        let buckets = e.unstable.len();
         e.start_scan();
         assert_eq!(e.unstable_len, 0);
+        assert_eq!(e.unstable.len(), buckets);
         assert!(e.unstable.iter().all(|&h| h == 0));
+        // ... and a scan that needed far fewer buckets than there are leaves a smaller table.
+        e.start_scan();
+        assert_eq!(e.unstable.len(), MIN_BUCKETS);
         Ok(())
     }
 
