@@ -50,6 +50,12 @@ KEYS = {
     "scan_cpu_collide_16k": ("the same, 16384 distinct pages of one xxh64 (seed 0)", "lower", None),
     "scan_cpu_collide_256k": ("the same, 262144 distinct pages of one xxh64 (seed 0)", "lower", None),
     "merge_collide": ("16384 pairs of colliding pages: time until all are merged", "lower", None),
+    "scan_cpu_anyseed_16k": ("ksmd CPU per full scan, 16384 distinct pages of one xxh64 "
+                             "for any seed", "lower", None),
+    "scan_cpu_anyseed_256k": ("the same, 262144 distinct pages of one xxh64 for any seed",
+                              "lower", None),
+    "merge_anyseed": ("16384 pairs of pages of one xxh64 for any seed: time until all are "
+                      "merged", "lower", None),
     "scan_cpu_sparse": ("ksmd CPU per full scan, 32 TiB MAP_NORESERVE with 1 page", "lower", None),
     "rmap_walk_many_vmas": ("move_pages() of a KSM page in 20000 VMAs of one anon_vma "
                             "(median of 5)", "lower", None),

@@ -37,16 +37,22 @@
  *                                the two full scans after run=1, which drop
  *                                every mapping but one from the KSM page
  *                                (unshare_many_sharers).
- *   scan_pages collide|random NPAGES [TIMEOUT]
+ *   scan_pages collide|anyseed|random NPAGES [TIMEOUT]
  *                                ksmd CPU per full scan of NPAGES distinct
  *                                pages, unthrottled, smart_scan=0
- *                                (scan_cpu_collide_Nk, scan_cpu_random_Nk);
- *                                "collide" pages all have the same 64-bit
- *                                xxh64 with seed 0, checked here.
+ *                                (scan_cpu_collide_Nk, scan_cpu_anyseed_Nk,
+ *                                scan_cpu_random_Nk); "collide" pages all
+ *                                have the same 64-bit xxh64 with seed 0
+ *                                (construction (a) of ksm_rs_collide.c),
+ *                                "anyseed" pages the same xxh64 whatever the
+ *                                seed but for a 2^-31 chance per correction
+ *                                (construction (c)): checked here.
  *   merge_collide NPAGES [TIMEOUT]
- *                                NPAGES distinct colliding contents, each in
- *                                two pages: seconds until all pairs are
- *                                merged (merge_collide).
+ *   merge_collide_anyseed NPAGES [TIMEOUT]
+ *                                NPAGES distinct colliding contents ("collide"
+ *                                or "anyseed" pages), each in two pages:
+ *                                seconds until all pairs are merged
+ *                                (merge_collide, merge_anyseed).
  *   sparse SIZE_GIB SECONDS [TIMEOUT]
  *                                one MAP_NORESERVE mapping of SIZE_GIB with
  *                                one page populated: ksmd CPU per full scan,
@@ -589,6 +595,104 @@ static void fill_collide_pages(char *p, long n)
 		fill_collide(p + i * page_size, i, target);
 }
 
+/*
+ * Construction (c) of ksm_rs_collide.c, pages of one xxh64 whatever the
+ * seed: one base page of pseudo-random words and variants of it corrected at
+ * positions w < words - 4. A correction adds A = 2^33 * P2^-1 to word w,
+ * which adds 2^33 to its lane's sum s = v + x * P2, +1 after rotl(s, 31) and
+ * +P1 after the round (unless the top 31 bits of s are all ones: a 2^-31
+ * chance for a random seed), and subtracts P1 * P2^-1 from word w + 4, the
+ * same lane in the next stripe, which takes the P1 off again: the lanes, so
+ * the xxh64, are the base page's for any seed. Corrections whose words do
+ * not overlap (positions neither equal nor 4 apart) are independent. Page 0
+ * is the base, then the pages of one correction (508 with 4 KiB pages), of
+ * two, of three, the sets of positions in lexicographic order: distinct
+ * sets change distinct sets of words, so the pages are distinct.
+ */
+static long anyseed_corrections[4];
+
+/* The next set of @k positions below @npos after @pos (sorted); 0 at the end. */
+static int next_positions(long *pos, int k, long npos)
+{
+	int i = k - 1, j;
+
+	while (i >= 0 && pos[i] == npos - k + i)
+		i--;
+	if (i < 0)
+		return 0;
+	pos[i]++;
+	for (j = i + 1; j < k; j++)
+		pos[j] = pos[j - 1] + 1;
+	return 1;
+}
+
+/* Whether the corrections at the sorted positions @pos touch distinct words. */
+static int positions_apart(const long *pos, int k)
+{
+	int i, j;
+
+	for (i = 0; i < k; i++)
+		for (j = i + 1; j < k; j++)
+			if (pos[j] - pos[i] == 4)
+				return 0;
+	return 1;
+}
+
+/* Fills @n pages at @p with the base page and its corrected variants. */
+static void fill_anyseed_pages(char *p, long n)
+{
+	uint64_t add = (1ULL << 33) * inverse64(P2), sub = P1 * inverse64(P2);
+	long words = page_size / 8, npos = words - 4, pos[3], i, j;
+	uint64_t *w = (uint64_t *)p;
+	int k, c;
+
+	memset(anyseed_corrections, 0, sizeof(anyseed_corrections));
+	for (j = 0; j < words; j++)
+		w[j] = next_rand();
+	anyseed_corrections[0] = 1;
+	for (i = 1, k = 1; i < n && k <= 3; k++) {
+		for (c = 0; c < k; c++)
+			pos[c] = c;
+		do {
+			if (!positions_apart(pos, k))
+				continue;
+			w = (uint64_t *)(p + i * page_size);
+			memcpy(w, p, page_size);
+			for (c = 0; c < k; c++) {
+				w[pos[c]] += add;
+				w[pos[c] + 4] -= sub;
+			}
+			anyseed_corrections[k]++;
+			i++;
+		} while (i < n && next_positions(pos, k, npos));
+	}
+	if (i < n)
+		die("anyseed: no more than %ld distinct pages\n", i);
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/*
+ * A 64-bit hash of a page that is not xxh64 (whose collisions are the
+ * point): sorts the pages to find equal ones, checks contents kept.
+ */
+static uint64_t page_sum(const char *page)
+{
+	const uint64_t *w = (const uint64_t *)page;
+	uint64_t h = 0;
+	long i;
+
+	for (i = 0; i < page_size / 8; i++)
+		h = rotl(h ^ mix64(w[i] + i), 29) * P1;
+	return h;
+}
+
 struct page_key {
 	uint64_t hash;
 	long page;
@@ -603,14 +707,17 @@ static int page_key_cmp(const void *a, const void *b)
 
 /*
  * Checks that the @n pages at @p have one xxh64 with seed 0 (mm/ksm.c's
- * checksum; 32 bits of it order ksm_rs's trees) and pairwise distinct
- * contents; otherwise prints @key's failure.
+ * checksum; ksm_rs's trees are keyed by an xxh64 with a seed drawn at boot)
+ * and, with @anyseed, also with two random seeds on 1000 random pages (the
+ * last page among them), and pairwise distinct contents; otherwise prints
+ * @key's failure.
  */
-static int check_collide(const char *key, char *p, long n)
+static int check_collide(const char *key, char *p, long n, int anyseed)
 {
 	struct page_key *k = malloc(n * sizeof(*k));
-	uint64_t h0 = xxh64(p, page_size, 0), h;
-	long i;
+	uint64_t h0 = xxh64(p, page_size, 0), h, seeds[2] = { 0, 0 };
+	long i, j;
+	int s;
 
 	if (!k)
 		die("out of memory\n");
@@ -622,9 +729,26 @@ static int check_collide(const char *key, char *p, long n)
 			free(k);
 			return -1;
 		}
-		/* Another seed sorts them: equal contents, equal hashes. */
-		k[i].hash = xxh64(p + i * page_size, page_size, 1);
+		/* A hash of another kind sorts them: equal contents, equal sums. */
+		k[i].hash = page_sum(p + i * page_size);
 		k[i].page = i;
+	}
+	for (s = 0; anyseed && s < 2; s++) {
+		uint64_t hs;
+
+		seeds[s] = mix64(next_rand() ^ (uint64_t)(now() * 1e9));
+		hs = xxh64(p, page_size, seeds[s]);
+		for (j = 0; j < 1000; j++) {
+			i = j ? (long)(next_rand() % n) : n - 1;
+			h = xxh64(p + i * page_size, page_size, seeds[s]);
+			if (h != hs) {
+				bench_fail(key, "seed %016llx: page %ld has xxh64 %016llx, page 0 %016llx\n",
+					   (unsigned long long)seeds[s], i,
+					   (unsigned long long)h, (unsigned long long)hs);
+				free(k);
+				return -1;
+			}
+		}
 	}
 	qsort(k, n, sizeof(*k), page_key_cmp);
 	for (i = 1; i < n; i++) {
@@ -640,6 +764,11 @@ static int check_collide(const char *key, char *p, long n)
 	free(k);
 	printf("#   %s: %ld distinct pages, all of xxh64 %016llx (seed 0)\n", key, n,
 	       (unsigned long long)h0);
+	if (anyseed)
+		printf("#   %s: 1 base page, %ld of 1 correction, %ld of 2, %ld of 3; 1000 of them with seeds %016llx and %016llx: the base page's xxh64\n",
+		       key, anyseed_corrections[1], anyseed_corrections[2],
+		       anyseed_corrections[3], (unsigned long long)seeds[0],
+		       (unsigned long long)seeds[1]);
 	return 0;
 }
 
@@ -758,21 +887,24 @@ out:
 
 static int cmd_scan_pages(const char *mode, long n, double timeout)
 {
-	int collide = !strcmp(mode, "collide");
+	int collide = !strcmp(mode, "collide"), anyseed = !strcmp(mode, "anyseed");
 	size_t size = n * page_size;
 	unsigned long scans = 0;
 	char key[64], *p;
 	double cpu;
 
-	if (!collide && strcmp(mode, "random"))
-		die("scan_pages: collide or random, not %s\n", mode);
+	if (!collide && !anyseed && strcmp(mode, "random"))
+		die("scan_pages: collide, anyseed or random, not %s\n", mode);
 	snprintf(key, sizeof(key), "scan_cpu_%s_%ldk", mode, n / 1024);
 	ksm_setup(10000, 0, 0);
 	ksmd_cpu();
 	p = map(size);
-	if (collide) {
-		fill_collide_pages(p, n);
-		if (check_collide(key, p, n)) {
+	if (collide || anyseed) {
+		if (anyseed)
+			fill_anyseed_pages(p, n);
+		else
+			fill_collide_pages(p, n);
+		if (check_collide(key, p, n, anyseed)) {
 			munmap(p, size);
 			return 1;
 		}
@@ -797,18 +929,26 @@ static int cmd_scan_pages(const char *mode, long n, double timeout)
 	return cpu < 0;
 }
 
-static int cmd_merge_collide(long n, double timeout)
+static int cmd_merge_collide(long n, double timeout, int anyseed)
 {
-	const char *key = "merge_collide";
+	const char *key = anyseed ? "merge_anyseed" : "merge_collide";
 	size_t size = n * page_size;
 	char *p = map(2 * size);
+	uint64_t *sums = malloc(n * sizeof(*sums));
 	double t0, t = -1;
 	long i;
 
+	if (!sums)
+		die("out of memory\n");
 	ksm_setup(10000, 0, 0);
-	fill_collide_pages(p, n);
-	if (check_collide(key, p, n))
+	if (anyseed)
+		fill_anyseed_pages(p, n);
+	else
+		fill_collide_pages(p, n);
+	if (check_collide(key, p, n, anyseed))
 		goto out;
+	for (i = 0; i < n; i++)
+		sums[i] = page_sum(p + i * page_size);
 	memcpy(p + size, p, size);
 	t0 = now();
 	if (madvise(p, 2 * size, MADV_MERGEABLE))
@@ -829,7 +969,7 @@ static int cmd_merge_collide(long n, double timeout)
 	}
 	/* Every page kept its contents, in both copies. */
 	for (i = 0; i < n; i++)
-		if (*(uint64_t *)(p + i * page_size) != (uint64_t)i)
+		if (page_sum(p + i * page_size) != sums[i])
 			break;
 	if (i < n || memcmp(p, p + size, size)) {
 		bench_fail(key, "contents changed by the merge (page %ld)\n", i);
@@ -839,6 +979,7 @@ static int cmd_merge_collide(long n, double timeout)
 	printf("### bench: %s %.3f s\n", key, t);
 out:
 	munmap(p, 2 * size);
+	free(sums);
 	ksm_write("run", 2);
 	return t < 0;
 }
@@ -1030,11 +1171,13 @@ int main(int argc, char **argv)
 		if (argc <= 4)
 			return cmd_rmap_vmas(atol(argv[2]), timeout);
 	}
-	if (argc >= 3 && !strcmp(argv[1], "merge_collide")) {
+	if (argc >= 3 && (!strcmp(argv[1], "merge_collide") ||
+			  !strcmp(argv[1], "merge_collide_anyseed"))) {
 		if (argc == 4)
 			timeout = atof(argv[3]);
 		if (argc <= 4)
-			return cmd_merge_collide(atol(argv[2]), timeout);
+			return cmd_merge_collide(atol(argv[2]), timeout,
+						 !strcmp(argv[1], "merge_collide_anyseed"));
 	}
 	if (argc >= 4 && !strcmp(argv[1], "unshare")) {
 		if (argc == 5)
@@ -1055,6 +1198,6 @@ int main(int argc, char **argv)
 			return cmd_sparse(atol(argv[2]), atof(argv[3]), timeout);
 	}
 	fprintf(stderr, "usage: ksm-rs-bench-tool scan SIZE_MIB SMART | converge NPROC SIZE_MIB DUP VOLATILE | merge SIZE_MIB PAGES SLEEP\n"
-		"       ksm-rs-bench-tool unshare NPROC SIZE_MIB | scan_pages collide|random NPAGES | merge_collide NPAGES | sparse SIZE_GIB SECONDS | rmap_vmas NVMAS  [TIMEOUT]\n");
+		"       ksm-rs-bench-tool unshare NPROC SIZE_MIB | scan_pages collide|anyseed|random NPAGES | merge_collide[_anyseed] NPAGES | sparse SIZE_GIB SECONDS | rmap_vmas NVMAS  [TIMEOUT]\n");
 	return 2;
 }
