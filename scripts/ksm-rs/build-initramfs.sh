@@ -14,6 +14,9 @@ KSRC=$("$KSM_RS_TOP/scripts/ksm-rs/prepare-tree.sh")
 SELF=$KSRC/tools/testing/selftests
 OUT=$CACHE/initramfs
 mkdir -p "$OUT"
+# One build at a time: concurrent `make vm`s share $OUT/root.
+exec 7>"$OUT/.lock"
+flock 7
 
 # Inputs: the selftest sources, the project's guest files, the host tools.
 stamp=$( (cat "$SELF"/mm/*.c "$SELF"/mm/*.h "$SELF"/mm/run_vmtests.sh "$SELF"/kselftest*.h \
