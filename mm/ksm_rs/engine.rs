@@ -313,7 +313,8 @@ impl Engine {
         let node = item.node();
         if !node.is_null() {
             // SAFETY: An item's node stays allocated while the item points to it.
-            self.stable_remove(mmk, addr, &item, unsafe { &*node });
+            let node = unsafe { &*node };
+            self.stable_remove(mmk, addr, &item, node);
         } else if item.unstable() {
             if let Some(r) = self.item_ref(mmk, addr) {
                 self.unstable_remove(r, &item);

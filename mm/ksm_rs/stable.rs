@@ -351,11 +351,11 @@ impl Engine {
                 break;
             };
             unused = unused.max(node.class.saturating_add(1));
-            // A stale node (its KSM page is gone) is of no class that matters any more.
-            if let Some(f) = node_folio(node) {
-                if kfolio.page_eq(0, &f, 0) {
-                    return (fp, node.class);
-                }
+            match node_folio(node) {
+                // Stale: its KSM page is gone, and so is the node, once.
+                None => self.remove_node(k),
+                Some(f) if kfolio.page_eq(0, &f, 0) => return (fp, node.class),
+                Some(_) => {}
             }
         }
         (fp, unused)
@@ -507,11 +507,15 @@ impl Engine {
             return Some((ARef::from(folio), own));
         }
         let tree = tree_of(folio.nid());
-        if let Some(found) = self.subgroup_search(page, (tree, hash, 0), bypass) {
-            return Some(found);
-        }
         let same = |k: &SKey| k.0 == tree && k.1 == hash;
-        next_in_group(&self.stable, &(tree, hash, 1, 0), same)?;
+        // One lookup for a page of a hash no KSM page has: most pages.
+        let first = next_in_group(&self.stable, &(tree, hash, 0, 0), same)?;
+        if first.2 == 0 {
+            if let Some(found) = self.subgroup_search(page, (tree, hash, 0), bypass) {
+                return Some(found);
+            }
+            next_in_group(&self.stable, &(tree, hash, 1, 0), same)?;
+        }
         let fp = page_fingerprint(page, &self.fp_key);
         self.subgroup_search(page, (tree, hash, fp), bypass)
     }
