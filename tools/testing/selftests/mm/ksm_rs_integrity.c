@@ -118,20 +118,6 @@ static int pagemap_fd = -1;
 static int kpageflags_fd = -1;
 static unsigned long sharing_at_start, shared_at_start, zero_at_start;
 
-/* Records a failed expectation of the current test and what was seen. */
-static __printf(3, 4) void expect(bool *ok, bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (cond)
-		return;
-	*ok = false;
-	va_start(ap, fmt);
-	printf("#    ");
-	vprintf(fmt, ap);
-	va_end(ap);
-}
-
 /* ---- /sys/kernel/mm/ksm ---- */
 
 /*
@@ -931,7 +917,6 @@ static void test_munmap_all(void)
 	ksft_test_result(ok, "munmap of all of it: ksm_zero_pages 0 at once; once ksmd went over it pages_sharing %lu, pages_shared %lu and ksm_zero_pages as at start, ksm_merging_pages 0\n",
 			 sharing_at_start, shared_at_start);
 }
-
 
 /* Page i of the runs area: mostly one pattern, some other pages between. */
 static uint64_t run_seed(unsigned long i)

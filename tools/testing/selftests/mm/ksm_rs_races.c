@@ -98,19 +98,6 @@ static void restore_at_exit(void)
 		saved_attrs_restore(saved_attrs, ARRAY_SIZE(saved_attrs), true);
 }
 
-static __printf(3, 4) void expect(bool *ok, bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (cond)
-		return;
-	*ok = false;
-	va_start(ap, fmt);
-	printf("#    ");
-	vprintf(fmt, ap);
-	va_end(ap);
-}
-
 /* ---- patterns ---- */
 
 static uint64_t mix64(uint64_t x)

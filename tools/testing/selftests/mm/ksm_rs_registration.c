@@ -68,20 +68,6 @@ static char *existing_map;	/* mapped before PR_SET_MEMORY_MERGE */
 static char *later_map;		/* mapped after PR_SET_MEMORY_MERGE */
 static char *scan_area;		/* the area ksmd scans, tests 9 and 10 */
 
-/* Records a failed expectation of the current test and what was seen. */
-static __printf(3, 4) void expect(bool *ok, bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (cond)
-		return;
-	*ok = false;
-	va_start(ap, fmt);
-	printf("#    ");
-	vprintf(fmt, ap);
-	va_end(ap);
-}
-
 static const char *proc_name(pid_t pid, char *buf, size_t size)
 {
 	if (!pid)
@@ -315,7 +301,6 @@ static void expect_stat_flags(bool *ok, pid_t pid, int mergeable,
 }
 
 /* ---- /sys/kernel/mm/ksm ---- */
-
 
 /* In the order they are put back: pages_to_scan needs advisor_mode none. */
 static struct saved_attr saved_attrs[] = {

@@ -166,76 +166,10 @@ static void restore_at_exit(void)
 	saved_attrs_restore(saved_attrs, ARRAY_SIZE(saved_attrs), true);
 }
 
-static __printf(3, 4) void expect(bool *ok, bool cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (cond)
-		return;
-	*ok = false;
-	va_start(ap, fmt);
-	printf("#    ");
-	vprintf(fmt, ap);
-	va_end(ap);
-}
-
 static unsigned long wait_limit_ms(void)
 {
 	return timed_out && wait_ms > AFTER_TIMEOUT_MS ? AFTER_TIMEOUT_MS :
 							 wait_ms;
-}
-
-/* ---- the watchdog: a test that does not end fails, tunables put back ---- */
-
-static void put_str(const char *s)
-{
-	ssize_t n = write(STDOUT_FILENO, s, strlen(s));
-
-	(void)n;
-}
-
-/* sysfs_write() with async-signal-safe calls only. */
-static void raw_sysfs_write(const char *attr, const char *val)
-{
-	char path[128] = KSM_DIR "/";
-	ssize_t n;
-	int fd;
-
-	if (strlen(path) + strlen(attr) >= sizeof(path))
-		return;
-	strcat(path, attr);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return;
-	n = write(fd, val, strlen(val));
-	(void)n;
-	close(fd);
-}
-
-/* " @attr value" of /sys/kernel/mm/ksm, async-signal-safe. */
-static void raw_sysfs_print(const char *attr)
-{
-	char path[128] = KSM_DIR "/", buf[32];
-	ssize_t n;
-	int fd;
-
-	if (strlen(path) + strlen(attr) >= sizeof(path))
-		return;
-	strcat(path, attr);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	while (n > 0 && buf[n - 1] == '\n')
-		n--;
-	buf[n] = '\0';
-	put_str(" ");
-	put_str(attr);
-	put_str(" ");
-	put_str(buf);
 }
 
 static void on_alarm(int sig)

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +173,72 @@ static inline bool saved_attrs_restore(struct saved_attr *attrs, size_t n,
 		s->saved = false;
 	}
 	return ok;
+}
+
+/* Fails a check (*ok = false) with a "#" line, unless cond holds. */
+static inline __printf(3, 4) void expect(bool *ok, bool cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (cond)
+		return;
+	*ok = false;
+	va_start(ap, fmt);
+	printf("#    ");
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
+/* The rest is async-signal-safe, for watchdogs: write(2) and no stdio. */
+static inline void put_str(const char *s)
+{
+	ssize_t n = write(STDOUT_FILENO, s, strlen(s));
+
+	(void)n;
+}
+
+/* sysfs_write() with async-signal-safe calls only. */
+static inline void raw_sysfs_write(const char *attr, const char *val)
+{
+	char path[128] = KSM_DIR "/";
+	ssize_t n;
+	int fd;
+
+	if (strlen(path) + strlen(attr) >= sizeof(path))
+		return;
+	strcat(path, attr);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return;
+	n = write(fd, val, strlen(val));
+	(void)n;
+	close(fd);
+}
+
+/* " @attr value" of /sys/kernel/mm/ksm, async-signal-safe. */
+static inline void raw_sysfs_print(const char *attr)
+{
+	char path[128] = KSM_DIR "/", buf[32];
+	ssize_t n;
+	int fd;
+
+	if (strlen(path) + strlen(attr) >= sizeof(path))
+		return;
+	strcat(path, attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	while (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n] = '\0';
+	put_str(" ");
+	put_str(attr);
+	put_str(" ");
+	put_str(buf);
 }
 
 #endif /* __KSM_RS_UTIL_H */
