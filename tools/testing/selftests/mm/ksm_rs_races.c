@@ -35,6 +35,14 @@
  *    stable_node_chains and stable_node_dups count KSM pages of equal
  *    contents only, as mm/ksm.c, whose trees are ordered by the contents;
  *  - ksmd runs at nice 5, as set_user_nice(current, 5) in ksm_scan_thread.
+ *  - zero pages and fork: with use_zero_pages=1, a process forks again and
+ *    again while ksmd maps the zero page into it; the children write to
+ *    some of the zero pages they got and exit. ksm_zero_pages never reads
+ *    below 0, a process's count is the number of zero pages it maps, and
+ *    all is 0 once the process is gone (upstream's ksm_fork() added a copy
+ *    of the parent's count taken before fork() locked the parent's mmap, so
+ *    it went negative on mm/ksm.c too: fixed in include/linux/ksm.h by
+ *    counting the zero pages fork() copies, in copy_present_ptes()).
  *
  * KSM_RS_RACE_SECONDS sets how long the migration and collapse tests run
  * (default 20).
@@ -44,6 +52,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -61,7 +70,7 @@
 #include "vm_util.h"
 #include "ksm_rs_util.h"
 
-#define NR_TESTS		9
+#define NR_TESTS		10
 #define SCAN_TIMEOUT_MS		120000
 
 #ifndef MPOL_MF_MOVE_ALL
@@ -1303,6 +1312,119 @@ static void test_exit_reaped(void)
 	ksft_test_result(ok, "exit: KSM pages of exited processes are dropped within the current full scan\n");
 }
 
+/* ---- KSM zero pages across fork() ---- */
+
+#define ZF_PAGES	4096
+#define ZF_REZERO	64
+#define ZF_CHILD_WRITES	16
+#define ZF_MIN_FORKS	200
+
+static long ksm_stat_zero_pages(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	long v = LONG_MIN;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/ksm_stat", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return v;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return v;
+	buf[n] = '\0';
+	p = strstr(buf, "ksm_zero_pages ");
+	if (p)
+		v = strtol(p + strlen("ksm_zero_pages "), NULL, 10);
+	return v;
+}
+
+/* The global count, signed: the attribute prints a long. */
+static long ksm_zero_pages_now(void)
+{
+	char buf[64];
+
+	if (!sysfs_read("ksm_zero_pages", buf, sizeof(buf)))
+		return LONG_MIN;
+	return strtol(buf, NULL, 10);
+}
+
+static void test_zero_pages_fork(void)
+{
+	unsigned long seconds = race_seconds(), start, forks = 0, i, mapped, bad = 0;
+	long v, min = LONG_MAX, mine;
+	unsigned int seed = 1;
+	bool ok = true;
+	char *area;
+
+	if (!set_attr("run", "2") || !set_attr("smart_scan", "0") ||
+	    !set_attr("use_zero_pages", "1") ||
+	    !set_attr("pages_to_scan", "4000") ||
+	    !set_attr("sleep_millisecs", "0") || !set_attr("run", "1")) {
+		ksft_test_result_fail("zero fork: set-up of ksm attributes\n");
+		return;
+	}
+	area = map_area(ZF_PAGES, false);
+	for (i = 0; i < ZF_PAGES; i++)
+		area[i * page_size] = 0;
+	madvise(area, ZF_PAGES * page_size, MADV_MERGEABLE);
+	start = now_ms();
+	/* At least ZF_MIN_FORKS, however slow the machine (up to 8 times longer). */
+	while ((now_ms() - start < seconds * 1000 || forks < ZF_MIN_FORKS) &&
+	       now_ms() - start < 8 * seconds * 1000) {
+		pid_t pid;
+		int status;
+
+		/* Some zero pages become ordinary pages, zero again. */
+		for (i = 0; i < ZF_REZERO; i++) {
+			char *page = area + (rand_r(&seed) % ZF_PAGES) * page_size;
+
+			page[0] = 1;
+			page[0] = 0;
+		}
+		pid = fork();
+		if (pid < 0) {
+			expect(&ok, false, "zero fork: fork: %s\n", strerror(errno));
+			break;
+		}
+		if (!pid) {
+			/* COW of some zero pages, then exit unmaps the rest. */
+			for (i = 0; i < ZF_CHILD_WRITES; i++)
+				area[(rand_r(&seed) % ZF_PAGES) * page_size] = 2;
+			_exit(0);
+		}
+		waitpid(pid, &status, 0);
+		forks++;
+		seed += forks;
+		v = ksm_zero_pages_now();
+		if (v < min)
+			min = v;
+	}
+	/* Quiet: the parent's count is the zero pages it maps. */
+	expect(&ok, set_attr("run", "0"), "zero fork: run=0\n");
+	range_flags(area, ZF_PAGES, KPF_BIT_ZERO_PAGE, &mapped);
+	mine = ksm_stat_zero_pages(getpid());
+	v = ksm_zero_pages_now();
+	ksft_print_msg("zero fork: %lu forks in %lu s, ksm_zero_pages at least %ld; at the end %ld, /proc/self/ksm_stat %ld, %lu pages map the zero page\n",
+		       forks, seconds, min, v, mine, mapped);
+	expect(&ok, min >= 0, "zero fork: ksm_zero_pages read %ld\n", min);
+	expect(&ok, mine == (long)mapped && v == (long)mapped,
+	       "zero fork: ksm_zero_pages %ld, the process's %ld, %lu mapped\n",
+	       v, mine, mapped);
+	for (i = 0; i < ZF_PAGES; i++)
+		if (!page_is_zero(area + i * page_size) && bad++ < 5)
+			printf("#    zero fork: page %lu is not zero\n", i);
+	expect(&ok, !bad, "zero fork: %lu pages read back wrong\n", bad);
+	munmap(area, ZF_PAGES * page_size);
+	v = ksm_zero_pages_now();
+	expect(&ok, v == 0, "zero fork: ksm_zero_pages %ld after munmap, expected 0\n", v);
+	expect_all_gone(&ok, "zero fork");
+	set_attr("use_zero_pages", "0");
+	ksft_test_result(ok, "zero fork: ksm_zero_pages counts the zero pages fork() copies, never below 0\n");
+}
+
 /* ---- ksmd's priority ---- */
 
 static void test_ksmd_nice(void)
@@ -1360,6 +1482,7 @@ int main(void)
 	test_thp_pace();
 	test_thp_collapse();
 	test_chains_by_contents();
+	test_zero_pages_fork();
 	test_migration();
 
 	saved_attrs_restore(saved_attrs, ARRAY_SIZE(saved_attrs), true);
