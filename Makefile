@@ -7,6 +7,7 @@
 #   make test     [KSM=c|rust] [FLAVOUR=debug]   everything CI runs
 #   make vm       KSM=rust|c [FLAVOUR=debug] CMD='...' [FILES=dir] [MEM=2G] [SMP=2] [TIMEOUT=s] [VMLINUX=path]
 #   make bench    [BENCH_REPS=3] [BENCH_ARGS=quick]   C and Rust side by side
+#   make stress   [KSM=rust|c] [FLAVOUR=debug] [STRESS_SECONDS=600] [FAULTS=3]
 #   make kernel   [KSM=...] [FLAVOUR=...]   only build vmlinux
 #   make setup    toolchain and kernel source
 #   make patches  git format-patch series of the project against the kernel
@@ -19,11 +20,11 @@
 S := scripts/ksm-rs
 # CMD reaches the guest shell verbatim: make must not expand its `$`.
 override CMD := $(value CMD)
-export KSM FLAVOUR CMD FILES MEM SMP TIMEOUT ACCEL KSRC VMLINUX
+export KSM FLAVOUR CMD FILES MEM SMP TIMEOUT ACCEL KSRC VMLINUX STRESS_SECONDS FAULTS STRESS_ARGS
 
-.PHONY: help setup kernel vm run test bench patches rustfmt
+.PHONY: help setup kernel vm run test bench stress patches rustfmt
 help:
-	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@$(S)/setup-toolchain.sh && $(S)/prepare-tree.sh >/dev/null
@@ -43,6 +44,9 @@ test:
 
 bench:
 	@$(S)/bench.sh
+
+stress:
+	@$(S)/stress.sh || exec $(S)/exit-status.sh $$? $(MAKELEVEL)
 
 patches:
 	@$(S)/patches.sh

@@ -27,14 +27,25 @@
  * child of its own on pages of its own (it must get SIGBUS; its other pages
  * must read back intact); userfaultfd write-protect of a merged range and
  * writes into it (resolved by a handler thread); soft-dirty (clear_refs 4,
- * writes, the bit must show).
+ * writes, the bit must show). After every MADV_UNMERGEABLE that succeeded,
+ * no page of the range may still map a KSM page.
+ *
+ * --faults PERCENT: failslab and fail_page_alloc (task-filter, debugfs) fail
+ * that share of ksmd's allocations for the whole run, and of the workers'
+ * allocations around MADV_UNMERGEABLE and PR_SET_MEMORY_MERGE 0 calls made
+ * for it. Those must succeed, or fail with upstream's errno (EAGAIN from
+ * madvise, ENOMEM from prctl) and leave nothing half done: every page
+ * intact, PR_GET_MEMORY_MERGE still 1 after a failed prctl, and a retry
+ * without faults must succeed. The errno counts are printed.
  *
  * The controller (the parent), unless --no-global: ksmd unthrottled
- * (sleep_millisecs=0, pages_to_scan 4000), and at random intervals run=0
- * then 1, run=2 then 1, max_page_sharing and merge_across_nodes changes
- * (run=2 first, then back to run=1), smart_scan and use_zero_pages flips;
- * always: echo 1 > /proc/sys/vm/compact_memory. Every attribute changed is
- * put back at the end (run=2 first).
+ * (sleep_millisecs=0, pages_to_scan 4000), NUMA balancing on, and at random
+ * intervals run=0 then 1, run=2 then 1, max_page_sharing and
+ * merge_across_nodes changes (run=2 first, then back to run=1), smart_scan,
+ * use_zero_pages and numa_balancing flips, a memory block offlined and
+ * onlined again; always: echo 1 > /proc/sys/vm/compact_memory. At the end,
+ * run=2 must leave every counter of the trees at 0. Every attribute changed
+ * is put back (run=2 first).
  *
  * Exits 0 only without mismatches and errors (a process that died of a
  * signal, a poisoned page that did not raise SIGBUS, ksm_zero_pages below
@@ -46,6 +57,7 @@
  * worker 0 (not the page): the run must report one mismatch and fail.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -91,6 +103,9 @@
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE	67
 #endif
+#ifndef PR_GET_MEMORY_MERGE
+#define PR_GET_MEMORY_MERGE	68
+#endif
 #ifndef MPOL_MF_MOVE_ALL
 #define MPOL_MF_MOVE_ALL	(1 << 2)
 #endif
@@ -121,6 +136,9 @@
 #define SETTLE_TIMEOUT_MS	120000
 #define RETIRED			42	/* exit code of a worker that retired */
 #define EXEC_MISMATCH		7	/* exit code of the exec'd image */
+#define FAULT_ERRNOS		136	/* errno values tallied */
+#define FAULT_TIMES		1000000000L
+#define OFFLINE_TIMEOUT_S	10
 
 enum op {
 	OP_WRITE, OP_VERIFY, OP_MMAP, OP_THP_REGION, OP_FORK, OP_CHILD_EXIT,
@@ -128,10 +146,11 @@ enum op {
 	OP_MREMAP_MOVE, OP_MREMAP_GROW, OP_MREMAP_SHRINK, OP_MPROTECT,
 	OP_MERGEABLE, OP_UNMERGEABLE, OP_PRCTL_ON, OP_PRCTL_OFF, OP_PAGEOUT,
 	OP_COLLAPSE, OP_MOVE_PAGES, OP_SOFT_OFFLINE, OP_HWPOISON, OP_UFFD_WP,
-	OP_SOFT_DIRTY,
+	OP_SOFT_DIRTY, OP_UNMERGE_FAULT, OP_PRCTL_OFF_FAULT,
 	/* the controller's */
 	OP_RUN_0, OP_RUN_2, OP_MAX_PAGE_SHARING, OP_MERGE_ACROSS_NODES,
-	OP_SMART_SCAN, OP_USE_ZERO_PAGES, OP_COMPACT,
+	OP_SMART_SCAN, OP_USE_ZERO_PAGES, OP_COMPACT, OP_NUMA_BALANCING,
+	OP_MEM_OFFLINE,
 	NR_OPS
 };
 
@@ -162,6 +181,8 @@ static const char *const op_names[NR_OPS] = {
 	[OP_HWPOISON] = "MADV_HWPOISON child",
 	[OP_UFFD_WP] = "uffd write-protect",
 	[OP_SOFT_DIRTY] = "soft-dirty",
+	[OP_UNMERGE_FAULT] = "MADV_UNMERGEABLE+faults",
+	[OP_PRCTL_OFF_FAULT] = "PR_SET_MEMORY_MERGE 0+faults",
 	[OP_RUN_0] = "run=0 then 1",
 	[OP_RUN_2] = "run=2 then 1",
 	[OP_MAX_PAGE_SHARING] = "max_page_sharing",
@@ -169,6 +190,8 @@ static const char *const op_names[NR_OPS] = {
 	[OP_SMART_SCAN] = "smart_scan flip",
 	[OP_USE_ZERO_PAGES] = "use_zero_pages flip",
 	[OP_COMPACT] = "compact_memory",
+	[OP_NUMA_BALANCING] = "numa_balancing flip",
+	[OP_MEM_OFFLINE] = "memory offline+online",
 };
 
 /* Observations, not failures: counted and printed. */
@@ -176,7 +199,7 @@ enum extra {
 	X_THP_BACKED, X_COLLAPSED_PAGES, X_MOVED, X_SWAPPED, X_SOFTOFF_KSM,
 	X_HWP_KSM, X_HWP_SIGBUS, X_HWP_SHARER_SIGBUS, X_UFFD_WRITES,
 	X_UFFD_FAULTS, X_UFFD_KSM, X_SD_WRITES, X_SD_MISSING, X_KSM_SEEN,
-	X_FINAL_MERGING,
+	X_FINAL_MERGING, X_UNMERGE_RETRIED, X_OFFLINED_PAGES, X_OFFLINE_POISONED,
 	NR_EXTRA
 };
 
@@ -196,6 +219,9 @@ static const char *const extra_names[NR_EXTRA] = {
 	[X_SD_MISSING] = "written pages without soft-dirty",
 	[X_KSM_SEEN] = "KSM pages seen by the operations",
 	[X_FINAL_MERGING] = "ksm_merging_pages of the workers at the end",
+	[X_UNMERGE_RETRIED] = "unmerges retried after an injected failure",
+	[X_OFFLINED_PAGES] = "pages in memory blocks offlined",
+	[X_OFFLINE_POISONED] = "blocks offlined, poisoned, left offline",
 };
 
 struct op_stat {
@@ -213,6 +239,8 @@ struct shared {
 	unsigned long reports;
 	int phase, quiesced;
 	unsigned long hwpoison_started, last_hwpoison_ms, soft_offlined;
+	/* errno of the unmerges under fault injection (0: success) */
+	unsigned long fault_errno[2][FAULT_ERRNOS];
 };
 
 enum { S_HOLE, S_ZERO, S_DATA };
@@ -268,9 +296,13 @@ static bool have_swap;
 static struct {
 	unsigned long seconds, procs, mib;
 	uint64_t seed;
+	unsigned long faults;	/* percent of allocations failed, 0: none */
 	bool global, selftest;
 } opt = { .seconds = 60, .procs = 4, .mib = 256, .seed = 0x6b736d7273ULL,
 	  .global = true };
+
+static int nr_mem_blocks;
+static unsigned long memory_block_pages;
 
 /* ---- small helpers ---- */
 
@@ -307,14 +339,19 @@ static bool chance(unsigned int percent)
 	return rnd_below(100) < percent;
 }
 
+/* The last operation this process finished, for the reports. */
+static const char *last_op = "-";
+
 static void op_ok(enum op k, unsigned long pages)
 {
+	last_op = op_names[k];
 	ADD(sh->op[k].ok, 1);
 	ADD(sh->op[k].pages, pages);
 }
 
 static void op_fail(enum op k, int err)
 {
+	last_op = op_names[k];
 	ADD(sh->op[k].failed, 1);
 	STORE(sh->op[k].last_errno, err);
 }
@@ -904,6 +941,67 @@ static void op_mprotect(struct region *r)
 	verify_range(r, a, a + len, "after mprotect");
 }
 
+static unsigned long ksm_pages_in(struct region *r, unsigned long a,
+				  unsigned long len);
+
+/* The VmFlags of the VMA that maps @addr, from /proc/self/smaps. */
+static const char *vma_flags_of(const void *addr)
+{
+	static char flags[256];
+	char line[256];
+	unsigned long lo, hi;
+	bool in = false;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	snprintf(flags, sizeof(flags), "no VMA");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+		else if (in && !strncmp(line, "VmFlags:", 8)) {
+			snprintf(flags, sizeof(flags), "%.*s", (int)strcspn(line, "\n"), line);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return flags;
+}
+
+/*
+ * After MADV_UNMERGEABLE succeeded on [a, a + len): no KSM page mapped there
+ * (before anything faults a swapped-out page back: do_swap_page() may map a
+ * KSM page of the swap cache as it is, on mm/ksm.c as well).
+ *
+ * Only in a process that shares no page with another: a page that fork()
+ * shares turns into a KSM page for every process that maps it when ksmd
+ * merges it in one of them (try_to_merge_one_page() with no kpage), even
+ * where that process's VMA is no longer VM_MERGEABLE.
+ */
+static void expect_unmerged(struct region *r, unsigned long a,
+			    unsigned long len)
+{
+	unsigned long left, i;
+
+	if (ps->is_child || ps->nch)
+		return;
+	left = ksm_pages_in(r, a, len);
+	if (!left)
+		return;
+	for (i = a; i < a + len; i++)
+		if (r->sh[i].state != S_HOLE && page_is_ksm(page_at(r, i)))
+			break;
+	error("%lu KSM pages still mapped where MADV_UNMERGEABLE succeeded, the first at %p (%s, page %lu of [%lu, %lu) of a %s region, %s, last op %s): %s\n",
+	      left, page_at(r, i), r->sh[i].flags & F_RO ? "read-only" : "writable",
+	      i, a, a + len, r->thp ? "THP" : "small-page",
+	      ps->is_child ? "fork child" : "worker", last_op,
+	      vma_flags_of(page_at(r, i)));
+	/* Can they be unmerged at all? */
+	if (!madvise(page_at(r, a), len * page_size, MADV_MERGEABLE) &&
+	    !madvise(page_at(r, a), len * page_size, MADV_UNMERGEABLE))
+		report("after MADV_MERGEABLE and MADV_UNMERGEABLE again: %lu KSM pages\n",
+		       ksm_pages_in(r, a, len));
+}
+
 static void op_madvise_merge(struct region *r, bool merge)
 {
 	enum op k = merge ? OP_MERGEABLE : OP_UNMERGEABLE;
@@ -917,6 +1015,8 @@ static void op_madvise_merge(struct region *r, bool merge)
 			op_fail(k, err);
 		else
 			op_ok(k, r->n - r->holes);
+		if (!merge && !err)
+			expect_unmerged(r, 0, r->n);
 		if (!merge)
 			verify_range(r, 0, r->n, "after MADV_UNMERGEABLE");
 		return;
@@ -928,8 +1028,10 @@ static void op_madvise_merge(struct region *r, bool merge)
 		return;
 	}
 	op_ok(k, len);
-	if (!merge)
+	if (!merge) {
+		expect_unmerged(r, a, len);
 		verify_range(r, a, a + len, "after MADV_UNMERGEABLE");
+	}
 }
 
 static void op_prctl(void)
@@ -948,6 +1050,125 @@ static void op_prctl(void)
 	op_ok(k, 0);
 	if (!on)
 		verify_all("after PR_SET_MEMORY_MERGE 0");
+}
+
+/* ---- unmerging under injected allocation failures (--faults) ---- */
+
+/*
+ * This task's allocations fail at the rate the controller set in failslab
+ * and fail_page_alloc (task-filter): only between inject(true) and
+ * inject(false), around one system call, which must then fail with the
+ * errno upstream gives (madvise() turns ENOMEM into EAGAIN) or succeed,
+ * and leave nothing half done.
+ */
+static bool inject(bool on)
+{
+	int fd = open("/proc/thread-self/make-it-fail", O_WRONLY);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write(fd, on ? "1" : "0", 1) == 1;
+	close(fd);
+	return ok;
+}
+
+static void tally_fault(int which, int err)
+{
+	ADD(sh->fault_errno[which][err >= 0 && err < FAULT_ERRNOS ?
+				   err : FAULT_ERRNOS - 1], 1);
+}
+
+/* Mapped KSM pages of [a, a + len): read before anything faults them in. */
+static unsigned long ksm_pages_in(struct region *r, unsigned long a,
+				  unsigned long len)
+{
+	unsigned long i, n = 0;
+
+	for (i = a; i < a + len; i++)
+		if (r->sh[i].state != S_HOLE && page_is_ksm(page_at(r, i)))
+			n++;
+	return n;
+}
+
+static void op_unmerge_fault(struct region *r)
+{
+	unsigned long a, len;
+	int err = 0;
+
+	if (!pick_run(r, r->n / 2, &a, &len))
+		return;
+	if (!inject(true)) {
+		op_unsup(OP_UNMERGE_FAULT, errno);
+		return;
+	}
+	if (madvise(page_at(r, a), len * page_size, MADV_UNMERGEABLE))
+		err = errno;
+	inject(false);
+	tally_fault(0, err);
+	if (err && err != EAGAIN && err != ENOMEM) {
+		error("MADV_UNMERGEABLE under injected failures: %s\n",
+		      strerror(err));
+		op_fail(OP_UNMERGE_FAULT, err);
+		verify_range(r, a, a + len, "after MADV_UNMERGEABLE+faults");
+		return;
+	}
+	if (err) {
+		/* Nothing lost, and the range can still be unmerged. */
+		verify_range(r, a, a + len, "after a failed MADV_UNMERGEABLE");
+		ADD(sh->extra[X_UNMERGE_RETRIED], 1);
+		if (madvise(page_at(r, a), len * page_size, MADV_UNMERGEABLE)) {
+			error("MADV_UNMERGEABLE after an injected failure: %s\n",
+			      strerror(errno));
+			op_fail(OP_UNMERGE_FAULT, errno);
+			return;
+		}
+	}
+	expect_unmerged(r, a, len);
+	verify_range(r, a, a + len, "after MADV_UNMERGEABLE+faults");
+	op_ok(OP_UNMERGE_FAULT, len);
+}
+
+static void op_prctl_off_fault(void)
+{
+	int err = 0, got;
+
+	if (!ps->merge_any) {
+		if (prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0)) {
+			op_unsup(OP_PRCTL_OFF_FAULT, errno);
+			return;
+		}
+		ps->merge_any = true;
+	}
+	if (!inject(true)) {
+		op_unsup(OP_PRCTL_OFF_FAULT, errno);
+		return;
+	}
+	if (prctl(PR_SET_MEMORY_MERGE, 0, 0, 0, 0))
+		err = errno;
+	inject(false);
+	tally_fault(1, err);
+	if (err && err != ENOMEM && err != EAGAIN)
+		error("PR_SET_MEMORY_MERGE 0 under injected failures: %s\n",
+		      strerror(err));
+	/* ksm_disable_merge_any(): on failure, every VMA mergeable again. */
+	got = prctl(PR_GET_MEMORY_MERGE, 0, 0, 0, 0);
+	if (got != (err ? 1 : 0))
+		error("PR_GET_MEMORY_MERGE reads %d after PR_SET_MEMORY_MERGE 0 %s\n",
+		      got, err ? "failed" : "succeeded");
+	if (err) {
+		verify_all("after a failed PR_SET_MEMORY_MERGE 0");
+		ADD(sh->extra[X_UNMERGE_RETRIED], 1);
+		if (prctl(PR_SET_MEMORY_MERGE, 0, 0, 0, 0)) {
+			error("PR_SET_MEMORY_MERGE 0 after an injected failure: %s\n",
+			      strerror(errno));
+			op_fail(OP_PRCTL_OFF_FAULT, errno);
+			return;
+		}
+	}
+	ps->merge_any = false;
+	verify_all("after PR_SET_MEMORY_MERGE 0+faults");
+	op_ok(OP_PRCTL_OFF_FAULT, 0);
 }
 
 static void op_pageout(struct region *r)
@@ -1605,6 +1826,10 @@ static void one_op(void)
 		op_uffd_wp(r);
 	else if (x < 895)
 		op_soft_dirty(r);
+	else if (opt.faults && x < 925)
+		op_unmerge_fault(r);
+	else if (opt.faults && x < 935)
+		op_prctl_off_fault();
 	else
 		op_write(r);
 }
@@ -1693,6 +1918,199 @@ static void restore_at_exit(void)
 		saved_attrs_restore(saved_attrs, ARRAY_SIZE(saved_attrs), true);
 }
 
+/* ---- fault injection and memory blocks (the controller's) ---- */
+
+static const char *const fault_dirs[] = {
+	"/sys/kernel/debug/failslab", "/sys/kernel/debug/fail_page_alloc",
+};
+
+static bool write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok;
+}
+
+static long read_long(const char *path)
+{
+	char buf[64];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return LONG_MIN;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return LONG_MIN;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+static bool fault_attr(const char *dir, const char *attr, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	return write_file(path, val);
+}
+
+static pid_t ksmd_pid(void)
+{
+	struct dirent *d;
+	DIR *dir = opendir("/proc");
+	pid_t pid = 0;
+
+	while (dir && !pid && (d = readdir(dir))) {
+		char path[300], comm[32] = "";
+		int fd;
+
+		if (d->d_name[0] < '1' || d->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		if (read(fd, comm, sizeof(comm) - 1) > 0 && !strcmp(comm, "ksmd\n"))
+			pid = atoi(d->d_name);
+		close(fd);
+	}
+	if (dir)
+		closedir(dir);
+	return pid;
+}
+
+static bool ksmd_make_it_fail(bool on)
+{
+	char path[64];
+	pid_t pid = ksmd_pid();
+
+	if (!pid)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/make-it-fail", pid);
+	return write_file(path, on ? "1" : "0");
+}
+
+/*
+ * failslab and fail_page_alloc fail --faults percent of the allocations of
+ * the tasks that ask for it (task-filter): ksmd all along, and the workers
+ * around the unmerges of OP_UNMERGE_FAULT and OP_PRCTL_OFF_FAULT. "times"
+ * counts down from FAULT_TIMES: what is left tells how many were failed.
+ */
+static bool faults_start(void)
+{
+	char pct[24], times[24];
+	bool ok = true;
+	size_t i;
+
+	snprintf(pct, sizeof(pct), "%lu", opt.faults);
+	snprintf(times, sizeof(times), "%ld", FAULT_TIMES);
+	for (i = 0; i < ARRAY_SIZE(fault_dirs); i++) {
+		const char *d = fault_dirs[i];
+
+		ok = ok && fault_attr(d, "probability", "0") &&
+		     fault_attr(d, "task-filter", "Y") &&
+		     fault_attr(d, "verbose", "0") &&
+		     fault_attr(d, "interval", "1") &&
+		     fault_attr(d, "space", "0") &&
+		     fault_attr(d, "times", times) &&
+		     fault_attr(d, "ignore-gfp-wait", "N");
+	}
+	ok = ok && fault_attr(fault_dirs[1], "ignore-gfp-highmem", "N") &&
+	     fault_attr(fault_dirs[1], "min-order", "0");
+	for (i = 0; ok && i < ARRAY_SIZE(fault_dirs); i++)
+		ok = fault_attr(fault_dirs[i], "probability", pct);
+	return ok && ksmd_make_it_fail(true);
+}
+
+static void faults_stop(long *injected)
+{
+	char path[128];
+	size_t i;
+
+	ksmd_make_it_fail(false);
+	for (i = 0; i < ARRAY_SIZE(fault_dirs); i++) {
+		fault_attr(fault_dirs[i], "probability", "0");
+		snprintf(path, sizeof(path), "%s/times", fault_dirs[i]);
+		injected[i] = FAULT_TIMES - read_long(path);
+	}
+}
+
+/*
+ * A memory block offlined (its pages migrated, KSM pages among them:
+ * folio_migrate_ksm()) and onlined again. In a child of its own that
+ * SIGALRM ends: offline_pages() gives up on a signal.
+ */
+static bool offline_stopped;
+
+static void op_mem_offline(void)
+{
+	char path[96], state[32] = "";
+	int tries, status, blk = -1;
+	pid_t pid;
+
+	for (tries = 0; tries < 8 && blk < 0; tries++) {
+		int b = 1 + rnd_below(nr_mem_blocks - 1);
+		int fd;
+
+		snprintf(path, sizeof(path),
+			 "/sys/devices/system/memory/memory%d/state", b);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		if (read(fd, state, sizeof(state) - 1) > 0 &&
+		    !strncmp(state, "online", 6))
+			blk = b;
+		close(fd);
+	}
+	if (blk < 0 || offline_stopped) {
+		op_unsup(OP_MEM_OFFLINE, ENOENT);
+		return;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		op_fail(OP_MEM_OFFLINE, errno);
+		return;
+	}
+	if (!pid) {
+		alarm(OFFLINE_TIMEOUT_S);
+		_exit(write_file(path, "offline") ? 0 : errno ? errno : 1);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+		op_fail(OP_MEM_OFFLINE, EINTR);
+		return;
+	}
+	if (WEXITSTATUS(status)) {
+		/* EBUSY: unmovable pages in the block; not ours to judge */
+		op_fail(OP_MEM_OFFLINE, WEXITSTATUS(status));
+		return;
+	}
+	if (!write_file(path, "online")) {
+		/*
+		 * A block with a page MADV_HWPOISON poisoned offlines (the page
+		 * is skipped) but is refused online: it stays offline, and no
+		 * more blocks are offlined, so that the guest keeps its memory.
+		 */
+		if (errno == EHWPOISON) {
+			ADD(sh->extra[X_OFFLINE_POISONED], 1);
+			offline_stopped = true;
+			op_ok(OP_MEM_OFFLINE, 0);
+			return;
+		}
+		error("memory block %d offlined, but not onlined again: %s\n",
+		      blk, strerror(errno));
+		return;
+	}
+	op_ok(OP_MEM_OFFLINE, 0);
+	ADD(sh->extra[X_OFFLINED_PAGES], memory_block_pages);
+}
+
 static void global_result(enum op k, bool ok)
 {
 	if (ok)
@@ -1727,26 +2145,40 @@ static void global_op(void)
 		close(fd);
 		return;
 	}
-	if (x < 20) {
+	if (x < 15) {
 		bool ok = set_attr("run", "0");
 
 		usleep(200000 + rnd_below(1300000));
 		global_result(OP_RUN_0, ok && set_attr("run", "1"));
-	} else if (x < 35) {
+	} else if (x < 27) {
 		bool ok = set_attr("run", "2");
 
 		global_result(OP_RUN_2, ok && set_attr("run", "1"));
-	} else if (x < 50) {
+	} else if (x < 39) {
 		set_with_run2(OP_MAX_PAGE_SHARING, "max_page_sharing",
 			      mps[rnd_below(ARRAY_SIZE(mps))]);
-	} else if (x < 65) {
+	} else if (x < 51) {
 		snprintf(val, sizeof(val), "%lu",
 			 ksm_ul("merge_across_nodes") == 1 ? 0UL : 1UL);
 		set_with_run2(OP_MERGE_ACROSS_NODES, "merge_across_nodes", val);
-	} else if (x < 80) {
+	} else if (x < 61) {
 		snprintf(val, sizeof(val), "%lu",
 			 ksm_ul("smart_scan") == 1 ? 0UL : 1UL);
 		global_result(OP_SMART_SCAN, set_attr("smart_scan", val));
+	} else if (x < 69) {
+		long nb = read_long("/proc/sys/kernel/numa_balancing");
+
+		if (nb == LONG_MIN)
+			op_unsup(OP_NUMA_BALANCING, errno);
+		else
+			global_result(OP_NUMA_BALANCING,
+				      write_file("/proc/sys/kernel/numa_balancing",
+						 nb ? "0" : "1"));
+	} else if (x < 77) {
+		if (nr_mem_blocks > 1)
+			op_mem_offline();
+		else
+			op_unsup(OP_MEM_OFFLINE, ENOENT);
 	} else {
 		snprintf(val, sizeof(val), "%lu",
 			 ksm_ul("use_zero_pages") == 1 ? 0UL : 1UL);
@@ -1838,6 +2270,20 @@ static void probe_system(void)
 		fclose(f);
 		have_swap = n > 1;
 	}
+	for (n = 0; n < 1 << 16; n++) {
+		snprintf(path, sizeof(path), "/sys/devices/system/memory/memory%d", n);
+		if (access(path, F_OK))
+			break;
+	}
+	nr_mem_blocks = n;
+	f = fopen("/sys/devices/system/memory/block_size_bytes", "r");
+	if (f) {
+		unsigned long bytes = 0;
+
+		if (fscanf(f, "%lx", &bytes) == 1)
+			memory_block_pages = bytes / page_size;
+		fclose(f);
+	}
 	kpageflags_fd = open("/proc/kpageflags", O_RDONLY);
 	if (readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1) < 0)
 		self_exe[0] = '\0';
@@ -1845,7 +2291,7 @@ static void probe_system(void)
 
 static void usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s [--seconds N] [--procs N] [--seed N] [--mib N] [--no-global]\n",
+	fprintf(stderr, "usage: %s [--seconds N] [--procs N] [--seed N] [--mib N] [--no-global] [--faults PERCENT]\n",
 		prog);
 	exit(KSFT_FAIL);
 }
@@ -1870,7 +2316,7 @@ int main(int argc, char **argv)
 	unsigned long total_ops = 0, id_next;
 	struct samples smp = { 0 };
 	char buf[64] = "0";
-	long zero0;
+	long zero0, numa0 = LONG_MIN, injected[2] = { 0, 0 };
 	pid_t *pids;
 	const char *env;
 	int i, alive;
@@ -1890,10 +2336,12 @@ int main(int argc, char **argv)
 			opt.mib = parse_ul(argv[++i], argv[0]);
 		else if (!strcmp(argv[i], "--no-global"))
 			opt.global = false;
+		else if (!strcmp(argv[i], "--faults"))
+			opt.faults = parse_ul(argv[++i], argv[0]);
 		else
 			usage(argv[0]);
 	}
-	if (!opt.procs || opt.procs > 64 || !opt.mib)
+	if (!opt.procs || opt.procs > 64 || !opt.mib || opt.faults > 100)
 		usage(argv[0]);
 	env = getenv("KSM_RS_STRESS_SELFTEST");
 	opt.selftest = env && *env && strcmp(env, "0");
@@ -1937,9 +2385,20 @@ int main(int argc, char **argv)
 		     set_attr("run", "1");
 		if (!ok)
 			ksft_exit_fail_msg("cannot set up ksmd\n");
+		/* NUMA balancing on (the controller flips it now and then). */
+		numa0 = read_long("/proc/sys/kernel/numa_balancing");
+		if (numa0 != LONG_MIN)
+			write_file("/proc/sys/kernel/numa_balancing", "1");
 	} else if (ksm_ul("run") != 1) {
 		ksft_print_msg("--no-global and run is %lu: ksmd may not merge\n",
 			       ksm_ul("run"));
+	}
+	if (opt.faults) {
+		if (!faults_start())
+			ksft_exit_fail_msg("cannot set up failslab and fail_page_alloc for ksmd (CONFIG_FAULT_INJECTION_DEBUG_FS, FLAVOUR=debug): %s\n",
+					   strerror(errno));
+		ksft_print_msg("fault injection: %lu%% of the allocations of ksmd (pid %d) fail all along, and of the workers' unmerges\n",
+			       opt.faults, ksmd_pid());
 	}
 	sysfs_read("ksm_zero_pages", buf, sizeof(buf));
 	zero0 = strtol(buf, NULL, 10);
@@ -1983,6 +2442,8 @@ int main(int argc, char **argv)
 
 	/* Quiesce: workers stop, check, wait; ksmd settles; final check. */
 	STORE(sh->phase, PH_QUIESCE);
+	if (opt.faults)
+		faults_stop(injected);
 	for (alive = 0, i = 0; i < (int)opt.procs; i++)
 		alive += pids[i] > 0;
 	quiesce_ms = now_ms();
@@ -2059,6 +2520,28 @@ int main(int argc, char **argv)
 			error("ksm_zero_pages %ld once every process of the run exited, %ld at start\n",
 			      zero, zero0);
 	}
+	/* Nothing left in the trees once run=2 unmerged the rest. */
+	if (opt.global) {
+		static const char *const left[] = {
+			"pages_shared", "pages_sharing", "pages_unshared",
+			"pages_volatile", "stable_node_chains",
+			"stable_node_dups",
+		};
+		size_t j;
+
+		if (!set_attr("run", "2"))
+			error("run=2 at the end: %s\n", strerror(errno));
+		for (j = 0; j < ARRAY_SIZE(left); j++) {
+			unsigned long v = ksm_ul(left[j]);
+
+			if (v)
+				error("%s is %lu after run=2 with every process of the run gone\n",
+				      left[j], v);
+		}
+		if (numa0 != LONG_MIN)
+			write_file("/proc/sys/kernel/numa_balancing",
+				   numa0 ? "1" : "0");
+	}
 
 	/* The summary. */
 	ksft_print_msg("%-24s %8s %8s %8s %10s  %s\n", "operation", "ok",
@@ -2078,6 +2561,22 @@ int main(int argc, char **argv)
 		       ksm_ul("full_scans") - full0, smp.sharing_max,
 		       smp.shared_max, smp.rises, smp.falls, smp.n,
 		       vmstat("cow_ksm") - cow0, smp.zero_min);
+	if (opt.faults) {
+		static const char *const what[2] = {
+			"MADV_UNMERGEABLE", "PR_SET_MEMORY_MERGE 0",
+		};
+		int w, e;
+
+		ksft_print_msg("fault injection: failslab failed %ld allocations, fail_page_alloc %ld\n",
+			       injected[0], injected[1]);
+		for (w = 0; w < 2; w++)
+			for (e = 0; e < FAULT_ERRNOS; e++)
+				if (sh->fault_errno[w][e])
+					ksft_print_msg("errno under faults: %-22s %-8s %lu\n",
+						       what[w],
+						       e ? strerrorname_np(e) : "0 (ok)",
+						       sh->fault_errno[w][e]);
+	}
 	ksft_print_msg("checked %lu pages, %lu bytes; %lu mismatches, %lu errors\n",
 		       sh->pages_checked, sh->bytes_checked, sh->mismatches,
 		       sh->errors);
