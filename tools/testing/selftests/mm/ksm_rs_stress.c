@@ -7,7 +7,8 @@
  * Worker processes (--procs, default 4) own a few regions of private
  * anonymous memory (--mib in all, default 256), mostly pages of contents
  * other pages also hold (in the same region, in other regions, in other
- * workers), some changing all the time. Each page's contents are a pure
+ * workers, and in runs of SAME_RUN neighbours), some changing all the
+ * time. Each page's contents are a pure
  * function of (region class, page index, generation): the shadow of a
  * process is a per-page (index, generation, state) kept in a MAP_SHARED
  * mapping of its own (never mergeable, not even with PR_SET_MEMORY_MERGE),
@@ -125,6 +126,7 @@
 #define MAX_FORK_CHILDREN	2
 #define PERIOD			64	/* pages of one region class repeat */
 #define ZERO_SLOT		5	/* index % PERIOD of zero-filled pages */
+#define SAME_RUN		4	/* neighbours of equal contents */
 #define NR_CLASSES		3	/* contents classes shared by workers */
 #define THP_BYTES		(2UL << 20)
 #define VERIFY_ALL_MS		2000
@@ -473,9 +475,10 @@ static uint64_t key_of(const struct region *r, const struct shadow *e)
 		return 0;
 	if (e->lidx % 16 == 15)		/* one page in 16: this region's own */
 		k = mix64(r->salt ^ ((uint64_t)e->lidx << 20) ^ e->gen);
-	else
-		k = mix64(r->class ^ mix64(((uint64_t)(e->lidx % PERIOD) << 16) |
-					   e->gen));
+	else	/* runs of SAME_RUN equal pages: ksm_rs merges them in one go */
+		k = mix64(r->class ^
+			  mix64(((uint64_t)(e->lidx % PERIOD / SAME_RUN) << 16) |
+				e->gen));
 	return k ? k : 1;
 }
 
