@@ -4,7 +4,8 @@
 # the project (it is not the kernel's top-level Makefile):
 #
 #   make run      [KSM=rust|c]      boot a kernel and show KSM merging a workload
-#   make test     [KSM=c|rust] [FLAVOUR=debug]   everything CI runs
+#   make test     [KSM=c|rust] [FLAVOUR=debug]   what CI runs first
+#   make test-debug   KSM=rust FLAVOUR=debug suites and a 2-minute stress: CI's second stage
 #   make vm       KSM=rust|c [FLAVOUR=debug] CMD='...' [FILES=dir] [MEM=2G] [SMP=2] [TIMEOUT=s] [VMLINUX=path]
 #   make bench    [BENCH_REPS=3] [BENCH_ARGS=quick]   C and Rust side by side
 #   make stress   [KSM=rust|c] [FLAVOUR=debug] [STRESS_SECONDS=600] [FAULTS=3]
@@ -22,9 +23,9 @@ S := scripts/ksm-rs
 override CMD := $(value CMD)
 export KSM FLAVOUR CMD FILES MEM SMP TIMEOUT ACCEL KSRC VMLINUX STRESS_SECONDS FAULTS STRESS_ARGS
 
-.PHONY: help setup kernel vm run test bench stress patches rustfmt
+.PHONY: help setup kernel vm run test test-debug bench stress patches rustfmt
 help:
-	@sed -n '3,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,19p' Makefile | sed 's/^# \{0,1\}//'
 
 setup:
 	@$(S)/setup-toolchain.sh && $(S)/prepare-tree.sh >/dev/null
@@ -41,6 +42,9 @@ run:
 
 test:
 	@$(S)/test.sh
+
+test-debug:
+	@KSM=rust FLAVOUR=debug TEST_BOTH=0 TEST_MERGEALL=0 TEST_STRESS=120 $(S)/test.sh
 
 bench:
 	@$(S)/bench.sh

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # build-initramfs.sh O: builds the base test initramfs (busybox, bash for
-# run_vmtests.sh, the upstream KSM selftests built static and unmodified
-# from the kernel source, the project's own selftests) against the UAPI
+# run_vmtests.sh, the upstream KSM selftests and the mm selftests that
+# `make test` runs on merged memory, built static and unmodified from the
+# kernel source, the project's own selftests) against the UAPI
 # headers of build tree O, and prints its path. Rebuilt only when an input
 # changed.
 set -euo pipefail
@@ -26,7 +27,7 @@ if [ -f "$OUT/base.cpio.gz" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$stamp" 
 	exit 0
 fi
 
-step "building the test initramfs (upstream KSM selftests from $(basename "$KSRC"), busybox, bash)"
+step "building the test initramfs (upstream KSM and mm selftests from $(basename "$KSRC"), busybox, bash)"
 root=$OUT/root
 rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,root,ksm-rs,usr/bin,usr/sbin,lib,lib64,mnt/files}
@@ -59,12 +60,27 @@ cc_test() {
 }
 (
 	cd "$SELF/mm"
-	cc_test ksm_tests ksm_tests.c vm_util.c hugepage_settings.c -lnuma
-	cc_test ksm_functional_tests ksm_functional_tests.c vm_util.c hugepage_settings.c
+	# In parallel: a dozen static links take a while one after the other.
+	pids=()
+	cc_test ksm_tests ksm_tests.c vm_util.c hugepage_settings.c -lnuma & pids+=($!)
+	cc_test ksm_functional_tests ksm_functional_tests.c vm_util.c hugepage_settings.c & pids+=($!)
+	# Upstream mm selftests whose memory goes through the paths KSM pages
+	# go through: rmap (migrate.ksm) and merge (ksm_merge) on their own,
+	# and, with migration, khugepaged and uffd-unit-tests, again with all
+	# their memory mergeable (ksm-rs-selftests' merge-everything pass).
+	# Sources and libraries as in the upstream Makefile.
+	cc_test rmap rmap.c vm_util.c hugepage_settings.c -lnuma & pids+=($!)
+	cc_test merge merge.c vm_util.c hugepage_settings.c & pids+=($!)
+	cc_test migration migration.c vm_util.c hugepage_settings.c -lnuma & pids+=($!)
+	cc_test khugepaged khugepaged.c vm_util.c hugepage_settings.c & pids+=($!)
+	cc_test uffd-unit-tests uffd-unit-tests.c uffd-common.c vm_util.c hugepage_settings.c & pids+=($!)
 	# Project selftests (tools/testing/selftests/mm/ksm_rs_*.c), same rules.
 	for t in ksm_rs_*.c; do
 		[ -e "$t" ] || continue
-		cc_test "${t%.c}" "$t" vm_util.c hugepage_settings.c
+		cc_test "${t%.c}" "$t" vm_util.c hugepage_settings.c & pids+=($!)
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" || exit 1
 	done
 )
 cp "$SELF"/mm/run_vmtests.sh "$SELF"/mm/ksft_ksm.sh "$SELF"/mm/ksft_ksm_numa.sh "$root/selftests/mm/"
@@ -75,6 +91,9 @@ gcc -static -Wall -O2 -o "$root/bin/ksm-rs-workload" "$KSM_RS_TOP/scripts/ksm-rs
 	die "could not build the run workload"
 gcc -static -Wall -O2 -o "$root/bin/ksm-rs-bench-tool" "$KSM_RS_TOP/scripts/ksm-rs/guest/bench.c" ||
 	die "could not build the bench tool"
+# Runs a command with PR_SET_MEMORY_MERGE=1 (the merge-everything pass).
+gcc -static -Wall -O2 -o "$root/bin/ksm-rs-merge-all" "$KSM_RS_TOP/scripts/ksm-rs/guest/merge-all.c" ||
+	die "could not build ksm-rs-merge-all"
 chmod +x "$root/init" "$root"/bin/* "$root"/selftests/mm/*
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"

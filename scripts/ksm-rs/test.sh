@@ -3,15 +3,26 @@
 #
 # test.sh: everything CI runs. rustfmt check, kernel build(s), then in the
 # VM: the project's KUnit suites, the upstream KSM selftests (every mode
-# run_vmtests.sh uses for ksm and ksm_numa, and ksm_functional_tests) and
-# the project's selftests. Ends with "N passed, N failed, N skipped".
+# run_vmtests.sh uses for ksm and ksm_numa, and ksm_functional_tests), the
+# upstream rmap and merge selftests and the project's selftests; in a
+# second VM, upstream mm selftests with all their memory merged, whose
+# outcomes are compared with mm/ksm.c's. Ends with "N passed, N failed, N
+# skipped".
 #
 #   KSM=c|rust (default: the flavour whose engine is complete)  FLAVOUR=base|debug
+#   TEST_BOTH=0      only KSM, not the other implementation (no comparison)
+#   TEST_MERGEALL=0  without the merge-everything pass
+#   TEST_STRESS=N    then `make stress` for N seconds on KSM/FLAVOUR
+#   (`make test-debug`: KSM=rust FLAVOUR=debug TEST_BOTH=0 TEST_MERGEALL=0
+#   TEST_STRESS=120, the second stage of CI)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KSM=${KSM:-$KSM_DEFAULT_TEST}
 FLAVOUR=${FLAVOUR:-base}
+TEST_BOTH=${TEST_BOTH:-1}
+TEST_MERGEALL=${TEST_MERGEALL:-1}
+TEST_STRESS=${TEST_STRESS:-0}
 t0=$(date +%s)
 pass=0 fail=0 skip=0
 summary=()
@@ -43,7 +54,11 @@ step "[3/4] kernel builds"
 # compared with.
 other=c
 [ "$KSM" = c ] && other=rust
-for k in "$KSM" "$other"; do
+impls=("$KSM")
+[ "$TEST_BOTH" = 0 ] || impls+=("$other")
+# The comparison needs both.
+[ "$TEST_BOTH" = 0 ] && TEST_MERGEALL=0
+for k in "${impls[@]}"; do
 	if "$KSM_RS_TOP/scripts/ksm-rs/build-kernel.sh" "$k" "$FLAVOUR" >/dev/null; then
 		result ok "build: KSM=$k FLAVOUR=$FLAVOUR vmlinux with the whole ksm.h interface"
 	else
@@ -65,6 +80,8 @@ parse_tap() {
 		next
 	}
 	/^### suite: / { suite = $3; next }
+	# The merge-everything pass counts as a comparison (parse_mergeall).
+	suite ~ /^mergeall_/ { next }
 	/^### exit: / { if ($3 != 0 && $3 != 4 && !nres[suite]) print "fail", prefix suite ": exit " $3 " with no result"; next }
 	suite == "" { next }
 	{
@@ -91,34 +108,213 @@ parse_tap() {
 	}'
 }
 
-# vm_suite KSM LOGDIR [ARG]: runs ksm-rs-selftests in a VM and records results.
+# parse_mergeall OUTPUT: prints "SUITE<tab>TEST<tab>OUTCOMES" for every test
+# of the mergeall_* suites in OUTPUT. A suite may have several runs ("###
+# suite:" again), of one command or of several: OUTCOMES is what the test
+# did in the runs of its command, "pass", "fail", "skip" or "none" (no
+# result: the binary ended before it), with counts when there were several
+# runs: "fail(2)+pass(3)". Besides the tests, "(exit status: COMMAND)" and,
+# for each reason a binary gave up for ("Bail out!", uffd's "ERROR:"),
+# "(abort) REASON". A test is named as its TAP line names it, without the
+# directive; kselftest.h skips ("ok N # SKIP name (reason)") lose the
+# reason; khugepaged's tests, which share a few names, get the
+# "(context:memory)" of the "# Run test:" line before them; a name seen
+# twice in a run gets " [2]".
+parse_mergeall() {
+	tr -d '\r' <"$1" 2>/dev/null | awk '
+	function add(name, outcome,   k) {
+		if (++seen[name] > 1) name = name " [" seen[name] "]"
+		k = suite SUBSEP name
+		if (!(k in cmdof)) { order[n++] = k; cmdof[k] = suite SUBSEP cmd }
+		if (!((k, outcome) in cnt)) outs[k] = outs[k] SUBSEP outcome
+		cnt[k, outcome]++
+		tot[k]++
+		run_k[++run_n] = k
+		run_o[run_n] = outcome
+	}
+	/^### suite: / {
+		suite = ""
+		run_n = 0
+		if ($3 ~ /^mergeall_/) { suite = substr($3, 10); cmd = ""; ctx = ""; split("", seen) }
+		next
+	}
+	suite == "" { next }
+	# The guest ran this again (a known race of the test): forget this run.
+	/^### mergeall: run again/ {
+		for (j = 1; j <= run_n; j++) { cnt[run_k[j], run_o[j]]--; tot[run_k[j]]-- }
+		runs[suite SUBSEP cmd]--
+		run_n = 0
+		next
+	}
+	/^# mergeall command: / { cmd = substr($0, 21); runs[suite SUBSEP cmd]++; next }
+	/^### exit: / { add("(exit status: " cmd ")", "exit " $3); next }
+	/Bail out!|^# ERROR: / {
+		m = $0; sub(/^.*Bail out! */, "Bail out! ", m); sub(/^# /, "", m)
+		add("(abort) " m, "abort")
+		next
+	}
+	/^# Run test: / { ctx = substr($0, 13); next }
+	/^(not )?ok [0-9]+/ {
+		outcome = $1 == "not" ? "fail" : "pass"
+		name = $0
+		sub(/^(not )?ok [0-9]+ (- )?/, "", name)
+		if (name ~ /^# (SKIP|skip)/) {
+			outcome = "skip"
+			sub(/^# (SKIP|skip) */, "", name)
+			sub(/ \(.*$/, "", name)
+		} else if (name ~ / # (SKIP|skip)/)
+			outcome = "skip"
+		sub(/ +#.*$/, "", name)
+		d = ctx; sub(/ \(.*$/, "", d)
+		if (ctx != "" && name == d) name = ctx
+		add(name, outcome)
+	}
+	END {
+		for (i = 0; i < n; i++) {
+			k = order[i]
+			if (!tot[k]) continue	# only in runs the guest ran again
+			r = runs[cmdof[k]]
+			m = 0
+			l = split(substr(outs[k], 2), all, SUBSEP)
+			for (j = 1; j <= l; j++)
+				if (cnt[k, all[j]] > 0) o[++m] = all[j]
+			if (tot[k] < r) { o[++m] = "none"; cnt[k, "none"] = r - tot[k] }
+			for (j = 2; j <= m; j++)	# sort, for one spelling per set
+				for (l = j; l > 1 && o[l - 1] > o[l]; l--) { t = o[l]; o[l] = o[l - 1]; o[l - 1] = t }
+			spec = ""
+			for (j = 1; j <= m; j++)
+				spec = spec (j > 1 ? "+" : "") o[j] (r > 1 ? "(" cnt[k, o[j]] ")" : "")
+			split(k, a, SUBSEP)
+			printf "%s\t%s\t%s\n", a[1], a[2], spec
+		}
+	}'
+}
+
+# vm_suite KSM LOGDIR [ARG [SMP]]: runs ksm-rs-selftests in a VM and records
+# results.
 vm_suite() {
-	local ksm=$1 logdir=$2 arg=${3:-} timeout=1200 rc l
+	local ksm=$1 logdir=$2 arg=${3:-} smp=${4:-2} timeout=1200 rc l
 	[ "$FLAVOUR" = debug ] && timeout=3600
-	KSM=$ksm FLAVOUR=$FLAVOUR CMD="ksm-rs-selftests $arg" TIMEOUT=$timeout LOGDIR=$logdir \
+	KSM=$ksm FLAVOUR=$FLAVOUR CMD="ksm-rs-selftests $arg" TIMEOUT=$timeout LOGDIR=$logdir SMP=$smp \
 		"$KSM_RS_TOP/scripts/ksm-rs/vm.sh" </dev/null >/dev/null
 	rc=$?
 	while IFS= read -r l; do
 		[ -n "$l" ] && result "${l%% *}" "${l#* }"
 	done < <(parse_tap "$logdir/output.log" "$ksm/")
 	if [ "$rc" = 125 ]; then
-		result fail "$ksm/vm: guest crashed, hung or reported a kernel problem (see $logdir/console.log)"
+		result fail "$ksm/vm${arg:+ $arg}: guest crashed, hung or reported a kernel problem (see $logdir/console.log)"
 	fi
+}
+
+# Reasons to give up that mean a test lost a race with ksmd, not that
+# memory went wrong: khugepaged's MADV_COLLAPSE found a page ksmd held
+# (EAGAIN), or ksmd split the THP a test had just faulted in.
+MERGEALL_RACES='Bail out! (madvise\(MADV_COLLAPSE\): Resource temporarily unavailable|Failed to allocate huge page)'
+
+# compare_mergeall RUST C: one result per test of the merge-everything pass
+# (parse_mergeall's output of each implementation). The outcomes themselves
+# are not counted: some of these tests assume that nothing merges their
+# memory and fail on mm/ksm.c as well. A test with one outcome on both must
+# have the same one ("none" when it did not report on one of them); a test
+# whose outcome varied between runs (khugepaged) must have had at least one
+# outcome in common on both; a reason to give up that mm/ksm.c never gave
+# is a failure, however often it came, unless it is one of MERGEALL_RACES.
+compare_mergeall() {
+	MERGEALL_RACES=$MERGEALL_RACES awk -F '\t' '
+	function words(spec, set,   m, i, a, w) {
+		split("", set)
+		m = split(spec, a, "+")
+		for (i = 1; i <= m; i++) { w = a[i]; sub(/\(.*$/, "", w); set[w] = 1 }
+		return m
+	}
+	FNR == NR { k = $1 FS $2; if (!(k in r)) order[n++] = k; r[k] = $3; next }
+	{ k = $1 FS $2; if (!(k in r) && !(k in c)) order[n++] = k; c[k] = $3 }
+	END {
+		races = "^\\(abort\\) " ENVIRON["MERGEALL_RACES"]
+		for (i = 0; i < n; i++) {
+			k = order[i]
+			split(k, a, FS)
+			x = (k in r) ? r[k] : "none"
+			y = (k in c) ? c[k] : "none"
+			nx = words(x, R)
+			ny = words(y, C)
+			note = ""
+			if (a[2] ~ /^\(abort\) / && a[2] !~ races)
+				same = !("abort" in R) || ("abort" in C)
+			else if (nx == 1 && ny == 1)
+				same = (x == y) || (substr(x, 1, index(x "(", "(") - 1) == substr(y, 1, index(y "(", "(") - 1))
+			else {
+				same = 0
+				for (w in R) if (w in C) same = 1
+				note = " (racy: outcomes vary between runs)"
+			}
+			printf "%s mergeall: %s: %s: rust=%s c=%s%s\n", same ? "ok" : "fail", a[1], a[2], x, y, note
+		}
+	}' "$1" "$2"
 }
 
 # The same suites on both implementations, the one under test first.
 STAMP=$(date +%Y%m%d-%H%M%S)
-for k in "$KSM" "$other"; do
+declare -A mergeall_out
+for k in "${impls[@]}"; do
 	step "[4/4] selftests in the VM (KSM=$k FLAVOUR=$FLAVOUR)"
 	logdir=$CACHE/logs/test-$k-$FLAVOUR-$STAMP
 	[ "$k" = "$KSM" ] && LOGDIR=$logdir
 	p0=$pass f0=$fail s0=$skip
 	vm_suite "$k" "$logdir"
-	for s in run_vmtests_ksm run_vmtests_ksm_numa ksm_functional_tests; do
+	for s in run_vmtests_ksm run_vmtests_ksm_numa ksm_functional_tests upstream_rmap upstream_merge; do
 		grep -q "^### suite: $s" "$logdir/output.log" 2>/dev/null || result fail "$k/$s: did not run"
 	done
-	summary+=("KSM=$k: $((pass - p0)) passed, $((fail - f0)) failed, $((skip - s0)) skipped (logs: $logdir)")
+	if [ "$TEST_MERGEALL" = 0 ]; then
+		summary+=("KSM=$k: $((pass - p0)) passed, $((fail - f0)) failed, $((skip - s0)) skipped (logs: $logdir)")
+		continue
+	fi
+	# The merge-everything pass, in a VM of its own: 4 vCPUs, since
+	# migration's tests skip unless there are 3 (two readers and the
+	# migrating thread), and a fresh ksmd.
+	vm_suite "$k" "$logdir-mergeall" mergeall 4
+	for s in migration khugepaged uffd-unit-tests rmap merge; do
+		grep -q "^### suite: mergeall_$s" "$logdir-mergeall/output.log" 2>/dev/null ||
+			result fail "$k/mergeall_$s: did not run"
+	done
+	mkdir -p "$logdir-mergeall"
+	parse_mergeall "$logdir-mergeall/output.log" >"$logdir-mergeall/outcomes.tsv"
+	mergeall_out[$k]=$logdir-mergeall/outcomes.tsv
+	summary+=("KSM=$k: $((pass - p0)) passed, $((fail - f0)) failed, $((skip - s0)) skipped (logs: $logdir, $logdir-mergeall)")
 done
+
+# The merge-everything pass: the same outcome per test on both.
+if [ "$TEST_MERGEALL" != 0 ]; then
+	step "merge-everything pass: every test's outcome on KSM=rust against KSM=c"
+	# What ksmd merged under each suite (peak pages_sharing, cow_ksm), and the
+	# runs the guest ran again.
+	for k in rust c; do
+		cat "${mergeall_out[$k]%/*}/output.log" 2>/dev/null | tr -d '\r' |
+			sed -n -e "s/^# mergeall: /    KSM=$k: /p" -e "s/^### mergeall: /    KSM=$k: /p" >&2
+	done
+	p0=$pass f0=$fail racy=0
+	while IFS= read -r l; do
+		result "${l%% *}" "${l#* }"
+		case $l in ok*"(racy: "*) racy=$((racy + 1)) ;; esac
+	done < <(compare_mergeall "${mergeall_out[rust]}" "${mergeall_out[c]}")
+	summary+=("merge-everything pass, KSM=rust against KSM=c: $((pass - p0)) the same ($racy racy, with outcomes in common), $((fail - f0)) different")
+fi
+
+# A short stress: every byte checked while everything runs at once.
+if [ "$TEST_STRESS" != 0 ]; then
+	step "stress: KSM=$KSM FLAVOUR=$FLAVOUR, $TEST_STRESS s"
+	slog=$CACHE/logs/test-stress-$KSM-$FLAVOUR-$STAMP.log
+	KSM=$KSM FLAVOUR=$FLAVOUR STRESS_SECONDS=$TEST_STRESS "$KSM_RS_TOP/scripts/ksm-rs/stress.sh" >"$slog" 2>&1
+	src=$?
+	line=$(tr -d '\r' <"$slog" | grep -m1 '^### stress:' || true)
+	leaks=$(tr -d '\r' <"$slog" | grep -m1 '^### kmemleak:' || true)
+	if [ "$src" = 0 ]; then
+		result ok "$KSM/stress: $TEST_STRESS s: ${line#\#\#\# stress: }; ${leaks#\#\#\# }"
+	else
+		result fail "$KSM/stress: $TEST_STRESS s, exit $src: ${line:-no summary} (log: $slog)"
+	fi
+	summary+=("stress KSM=$KSM FLAVOUR=$FLAVOUR: ${line:-no summary}, exit $src (log: $slog)")
+fi
 
 echo
 printf '%s\n' "${summary[@]}"
