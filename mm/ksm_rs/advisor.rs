@@ -70,6 +70,7 @@ impl Ctx {
         self.cpu_time = cpu_time;
         // `ksm_thread_pages_to_scan` is an `unsigned int`.
         PAGES_TO_SCAN.store(pages as u32, Relaxed);
+        crate::trace::advisor(scan_time, pages, cpu_percent);
     }
 }
 

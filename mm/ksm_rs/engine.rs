@@ -394,9 +394,11 @@ impl Engine {
                     None => return,
                     Some(vma) => {
                         let zero = &Target::Zero;
-                        if merge_run(vma, addr, &page, zero, 1, 0, &mut self.run_pages)
-                            .is_ok_and(|m| m != 0)
-                        {
+                        let merged = merge_run(vma, addr, &page, zero, 1, 0, &mut self.run_pages)
+                            .unwrap_or(0);
+                        drop(guard);
+                        self.trace_merges(mmk, addr, &page, zero, merged);
+                        if merged != 0 {
                             return;
                         }
                     }

@@ -13,7 +13,7 @@
 //! - [`scan`]: KSM's global state and its controls (`run`, hot-remove);
 //! - [`registry`]: the registered address spaces; [`ksmd`]: the thread and its scan cursor;
 //! - [`tunables`]: the sysfs tunables and counters; [`sysfs`]: their files;
-//! - [`advisor`]: the scan-time advisor;
+//! - [`advisor`]: the scan-time advisor; [`trace`]: the tracepoints of `mm/ksm.c`;
 //! - [`engine`]: the merge engine, what ksmd does with each page (`cmp_and_merge_page`);
 //! - [`item`]: the item of a tracked page; [`items`]: the per-address-space map of items;
 //! - [`hash`]: the hash and the keyed fingerprint of a page's contents;
@@ -38,6 +38,7 @@ mod rmap;
 mod scan;
 mod stable;
 mod sysfs;
+mod trace;
 mod tunables;
 mod unmerge;
 mod unstable;

@@ -24,6 +24,7 @@ use crate::{
     engine::{mm_key, Engine},
     merge::mergeable_page_at,
     scan::Ksm,
+    trace,
     tunables::*,
 };
 use kernel::{
@@ -169,6 +170,10 @@ impl Ksm {
                                 // SAFETY: May be called from process context without locks held.
                                 unsafe { kernel::bindings::lru_add_drain_all() };
                                 scanner.engine.start_scan();
+                                trace::start_scan(
+                                    COUNTERS.full_scans.load(Relaxed),
+                                    COUNTERS.rmap_items.load(Relaxed),
+                                );
                                 scanner.address = 0;
                                 scanner.prune_from = 0;
                                 reg = self.registry.lock();
@@ -218,6 +223,10 @@ impl Ksm {
             return false;
         }
         scanner.advisor.stop_scan();
+        trace::stop_scan(
+            COUNTERS.full_scans.load(Relaxed),
+            COUNTERS.rmap_items.load(Relaxed),
+        );
         COUNTERS.full_scans.fetch_add(1, Relaxed);
         true
     }

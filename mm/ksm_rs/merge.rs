@@ -18,6 +18,7 @@
 use crate::{
     engine::{mm_key, Engine},
     hash::{checksum, Hash},
+    trace,
     tunables::*,
     unmerge::break_ksm,
 };
@@ -401,8 +402,11 @@ impl Engine {
             anon_vma: ptr::null_mut(),
             pgoff: 0,
         };
+        let mmk = mm_key(mm);
         let guard = mm.mmap_read_lock();
         let Some(vma) = mergeable_vma(&guard, addr) else {
+            drop(guard);
+            self.trace_merges(mmk, addr, page, target, 0);
             return done;
         };
         let merged = match target {
@@ -412,16 +416,46 @@ impl Engine {
         // SAFETY: The VMA has an anon_vma (checked by `mergeable_vma`), valid under the mmap
         // lock; the references we take keep it for the stable tree.
         let av = unsafe { (*vma.as_ptr()).anon_vma };
-        let mmk = mm_key(mm);
         for a in run_addrs(addr, merged) {
             self.remove_from_tree(mmk, a);
             // SAFETY: As above.
             unsafe { bindings::get_anon_vma(av) };
         }
+        self.trace_merges(mmk, addr, page, target, merged);
         done.mask = merged;
         done.anon_vma = av;
         done.pgoff = vma.linear_page_index(addr);
         done
+    }
+
+    /// Fires the merge tracepoint of `target` for the page at `addr`, merged or not, and for
+    /// each page of the run after it that `merged` has (`mm/ksm.c` tries those when it scans
+    /// them, and fires it then).
+    pub(crate) fn trace_merges(
+        &self,
+        mmk: usize,
+        addr: usize,
+        page: &PageRef,
+        target: &Target<'_>,
+        merged: u64,
+    ) {
+        let mm = mmk as *mut bindings::mm_struct;
+        let addrs = Iterator::chain(core::iter::once(addr), run_addrs(addr, merged & !1));
+        for (i, a) in addrs.enumerate() {
+            let item = self.item_ref(mmk, a).unwrap_or(0);
+            let err = if i > 0 || merged & 1 != 0 {
+                0
+            } else {
+                -(bindings::EFAULT as i32)
+            };
+            match target {
+                Target::NewKsm => trace::merge_with_ksm_page(None, page.pfn(), item, mm, err),
+                Target::Ksm(kfolio) => {
+                    trace::merge_with_ksm_page(Some(kfolio), kfolio.pfn(), item, mm, err)
+                }
+                Target::Zero => trace::merge_one_page(pte::zero_pfn(a), item, mm, err),
+            }
+        }
     }
 
     /// Undoes a merge of the item that was not listed (`break_cow`), dropping the anon_vma

@@ -18,6 +18,7 @@ use crate::{
     engine::{mm_key, Engine},
     ksmd::Scanner,
     scan::Ksm,
+    trace,
     tunables::*,
 };
 use kernel::{
@@ -81,6 +82,7 @@ impl Ksm {
         if needs_wakeup {
             self.thread_wait.notify_all();
         }
+        trace::enter(mm);
         Ok(())
     }
 
@@ -115,6 +117,7 @@ impl Ksm {
         } else if found {
             mm.mmap_write_barrier();
         }
+        trace::exit(mm);
     }
 
     /// Frees the slots of mms that exited with tracked pages, and their items, except the one

@@ -29,6 +29,7 @@ use crate::{
     hash::{checksum, folio_fingerprint, page_fingerprint, Hash},
     item::Item,
     merge::identical,
+    trace,
     tunables::*,
 };
 use core::{cell::UnsafeCell, ptr};
@@ -373,11 +374,14 @@ impl Engine {
         };
         // SAFETY: The node is out of the tree and no folio points to it any more.
         let maps = unsafe { node.maps() };
+        let kpfn = node.kpfn.load(Relaxed);
         for (i, m) in maps.iter().enumerate() {
             if i == 0 {
                 counter_dec(&COUNTERS.pages_shared);
             } else {
                 counter_dec(&COUNTERS.pages_sharing);
+                let item = self.item_ref(m.mm, m.addr).unwrap_or(0);
+                trace::remove_rmap_item(kpfn, item, m.mm as *mut bindings::mm_struct);
             }
             if let Some(mm) = self.mm_ptr(m.mm) {
                 mm_add(mm, 0, -1);
@@ -391,6 +395,7 @@ impl Engine {
                 }
             }
         }
+        trace::remove_ksm_page(kpfn);
         self.chain_changed((key.0, key.1, key.2), node.class, false);
         drop(node);
     }

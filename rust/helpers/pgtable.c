@@ -91,6 +91,11 @@ __rust_helper struct page *rust_helper_zero_page(unsigned long addr)
 	return ZERO_PAGE(addr);
 }
 
+__rust_helper unsigned long rust_helper_zero_pfn(unsigned long addr)
+{
+	return zero_pfn(addr);
+}
+
 __rust_helper void rust_helper_dec_mm_counter(struct mm_struct *mm, int member)
 {
 	dec_mm_counter(mm, member);

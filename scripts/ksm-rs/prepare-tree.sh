@@ -34,29 +34,53 @@ if [ "${1:-}" = --check ]; then
 	exit 0
 fi
 
-# The patches: applied once. When the project's series changes, the tree goes
-# back to pristine (our cached tree) or the old series is reverted (a KSRC
-# tree), and the new series is applied whole.
+# The patches: applied once. When the project's series changes, our cached
+# tree gets pristine + the new series, writing only the files that change; in
+# a KSRC tree the old series is reverted and the new one applied whole.
 if [ "$(cat "$applied/series" 2>/dev/null)" != "$want" ]; then
 	if git rev-parse -q --verify refs/tags/pristine >/dev/null 2>&1; then
-		# Our cached tree: every tracked file back to pristine.
-		changed=$(git diff --name-only refs/tags/pristine)
-		[ -z "$changed" ] || git checkout -q refs/tags/pristine -- $changed
-	elif [ -d "$applied" ]; then
+		# Our cached tree: the new series is applied to pristine in a
+		# scratch index, and only the files whose contents differ from
+		# it are written, so that their timestamps tell make what the
+		# new series really changed (a line added to one patch must not
+		# rebuild everything that includes the other patched headers).
+		idx=$(mktemp)
+		trap 'rm -f "$manifest_new" "$idx"' EXIT
+		GIT_INDEX_FILE=$idx git read-tree refs/tags/pristine
+		for p in "$KSM_RS_TOP"/scripts/ksm-rs/patches/*.patch; do
+			[ -e "$p" ] || continue
+			GIT_INDEX_FILE=$idx git apply --cached "$p" 2>/dev/null ||
+				die "patch $(basename "$p") does not apply to $KSRC (a different kernel version or a hand-edited tree?)"
+		done
+		for f in $( (git diff --name-only refs/tags/pristine
+			GIT_INDEX_FILE=$idx git diff-index --cached --name-only refs/tags/pristine) | sort -u); do
+			blob=$(GIT_INDEX_FILE=$idx git ls-files -s -- "$f" | awk '{ print $2 }')
+			if [ -z "$blob" ]; then
+				rm -f "$f"
+			elif [ "$blob" != "$(git hash-object -- "$f" 2>/dev/null)" ]; then
+				GIT_INDEX_FILE=$idx git checkout-index -f -- "$f"
+				ok "updated $f"
+			fi
+		done
+		rm -rf "$applied"
+		mkdir -p "$applied"
+		cp "$KSM_RS_TOP"/scripts/ksm-rs/patches/*.patch "$applied/" 2>/dev/null || true
+	else
+		# A KSRC tree: the old series reverted, the new one applied.
 		for p in $(ls "$applied"/*.patch 2>/dev/null | sort -r); do
 			git apply -R "$p" || die "could not revert $(basename "$p") in $KSRC"
 		done
+		rm -rf "$applied"
+		mkdir -p "$applied"
+		for p in "$KSM_RS_TOP"/scripts/ksm-rs/patches/*.patch; do
+			[ -e "$p" ] || continue
+			git apply --check "$p" 2>/dev/null ||
+				die "patch $(basename "$p") does not apply to $KSRC (a different kernel version or a hand-edited tree?)"
+			git apply "$p"
+			cp "$p" "$applied/"
+			ok "applied $(basename "$p")"
+		done
 	fi
-	rm -rf "$applied"
-	mkdir -p "$applied"
-	for p in "$KSM_RS_TOP"/scripts/ksm-rs/patches/*.patch; do
-		[ -e "$p" ] || continue
-		git apply --check "$p" 2>/dev/null ||
-			die "patch $(basename "$p") does not apply to $KSRC (a different kernel version or a hand-edited tree?)"
-		git apply "$p"
-		cp "$p" "$applied/"
-		ok "applied $(basename "$p")"
-	done
 	echo "$want" >"$applied/series"
 fi
 

@@ -129,6 +129,13 @@ pub fn zero_page(addr: usize) -> *mut bindings::page {
     unsafe { bindings::zero_page(addr) }
 }
 
+/// The frame of the shared zero page to map at user address `addr` (`zero_pfn()`).
+#[inline]
+pub fn zero_pfn(addr: usize) -> usize {
+    // SAFETY: Pure computation on a value; the zero page always exists.
+    unsafe { bindings::zero_pfn(addr) }
+}
+
 /// An MMU notifier invalidation of an address range (`MMU_NOTIFY_CLEAR`): started on creation,
 /// ended on drop, as `mmu_notifier_invalidate_range_start()`/`_end()` bracket a change of page
 /// table entries that secondary MMUs (KVM, devices) must not keep using.
