@@ -66,6 +66,7 @@ use kernel::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
     },
+    time::{Instant, Monotonic},
 };
 
 /// The merge engine's state.
@@ -93,6 +94,11 @@ pub(crate) struct Engine {
     pub(crate) run_pages: KVec<PageRef>,
     /// The full scan count, modulo 256 (`ksm_scan.seqnr`).
     pub(crate) seq: u8,
+    /// The sweep of the stable tree for stale duplicates of chains (see
+    /// [`Engine::prune_chains`]): where it is, or `None` between sweeps.
+    pub(crate) prune_at: Option<SKey>,
+    /// When the last sweep ended.
+    pub(crate) pruned: Option<Instant<Monotonic>>,
     pub(crate) next_id: u64,
     /// The seed of the content hash: random, drawn when the engine is created (at boot), so
     /// that which contents share a hash cannot be known, nor chosen, outside the kernel.
@@ -176,6 +182,8 @@ impl Engine {
             stable: RBTree::new(),
             run_pages: KVec::new(),
             seq: 0,
+            prune_at: None,
+            pruned: None,
             next_id: 0,
             seed,
             fp_key,
@@ -358,11 +366,12 @@ impl Engine {
         let Some(item) = self.item(mmk, addr) else {
             return;
         };
-        let cur = folio_stable_node(page.folio());
+        let mut cur = folio_stable_node(page.folio());
         let mut bypass = false;
         let hash;
         if !cur.is_null() {
-            if ptr::eq(item.node(), cur) {
+            cur = self.follow_migration(&page, cur);
+            if ptr::eq(self.item(mmk, addr).map_or(item.node(), |i| i.node()), cur) {
                 return;
             }
             // SAFETY: The folio maps the node and we hold a reference on the folio.
@@ -372,6 +381,7 @@ impl Engine {
             hash = node.key.1;
         } else {
             self.remove_from_tree(mmk, addr);
+            self.prune_chains();
             let h = hash_page(&page, self.seed);
             let Some(it) = self.item_mut(mmk, addr) else {
                 return;

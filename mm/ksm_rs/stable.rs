@@ -43,6 +43,7 @@ use kernel::{
         aref::ARef,
         atomic::{Acquire, Atomic, Relaxed},
     },
+    time::Instant,
 };
 
 /// Key of the stable tree: (tree, content hash, fingerprint, node id); see [`StableNode::key`].
@@ -225,6 +226,9 @@ fn with_node_locked<R>(node: &StableNode, f: impl FnOnce(&FolioLockGuard<'_>) ->
 
 /// The most nodes without room [`Engine::subgroup_search`] steps over.
 pub(crate) const SUBGROUP_VISITS: usize = 16;
+
+/// The most nodes a search sweeps for stale duplicates of chains ([`Engine::prune_chains`]).
+pub(crate) const PRUNE_BATCH: usize = 16;
 
 impl Engine {
     /// Takes the merged item at `addr` of `mmk` (whose value is `item`) out of its stable node's
@@ -446,6 +450,83 @@ impl Engine {
         Some(p)
     }
 
+    /// Moves the stable node `old` of the KSM folio of `page` to the tree of the NUMA node the
+    /// folio is on now, if migration took it to another one while `merge_across_nodes` is 0
+    /// (`mm/ksm.c` moves such a node to its `migrate_nodes` list when ksmd scans one of its
+    /// mappings, and into its new node's tree at the next search). Returns the folio's node:
+    /// `old` if it stayed, else the new one.
+    ///
+    /// The node moves with its list of mappings, under the folio's lock, which every reader of
+    /// the node through the folio holds (rmap walks, migration, memory failure); the items of
+    /// the mappings are pointed to the new node. O(log n + mappings), once per migration, which
+    /// itself remapped every mapping.
+    pub(crate) fn follow_migration(
+        &mut self,
+        page: &PageRef,
+        old: *const StableNode,
+    ) -> *const StableNode {
+        // SAFETY: The folio (referenced) points to the node, so it is alive.
+        let node = unsafe { &*old };
+        let kfolio = page.folio();
+        if MERGE_ACROSS_NODES.load(Relaxed) != 0 || tree_of(kfolio.nid()) == node.key.0 {
+            return old;
+        }
+        let Some(g) = lock_node_folio(node, kfolio) else {
+            return old;
+        };
+        let (old_key, old_class) = (node.key, node.class);
+        // Locked, the folio cannot migrate again; the frame tells it is the node's page.
+        let tree = tree_of(g.nid());
+        if node.kpfn.load(Relaxed) != g.pfn() || tree == old_key.0 {
+            return old;
+        }
+        let hash = old_key.1;
+        let (fp, class) = self.classify(tree, hash, &g);
+        let key = (tree, hash, fp, (u64::MAX >> 1) - self.next_id);
+        let entry = RBTreeNode::new(
+            key,
+            StableNode {
+                kpfn: Atomic::new(g.pfn()),
+                key,
+                len: Atomic::new(node.len.load(Relaxed)),
+                class,
+                maps: UnsafeCell::new(KVVec::new()),
+            },
+            GFP_KERNEL,
+        );
+        let Ok(entry) = entry else {
+            // Stays where it is: found by the pages of its old node's tree only.
+            return old;
+        };
+        self.next_id += 1;
+        self.stable.insert(entry);
+        let Some(p) = self.stable.get(&key).map(ptr::from_ref::<StableNode>) else {
+            return old;
+        };
+        // SAFETY: The node is in the tree, so alive.
+        let new = unsafe { &*p };
+        // SAFETY: We hold the folio's lock, for both nodes' lists.
+        unsafe { core::mem::swap(node.maps(), new.maps()) };
+        node.len.store(0, Relaxed);
+        // SAFETY: The folio is locked and its mappings are now listed by the new node, which
+        // stays where it is in the tree until the folio no longer points to it.
+        unsafe { g.set_mapping_word(new.mapping_word()) };
+        // SAFETY: As above.
+        for m in unsafe { new.maps_ref() }.iter() {
+            if let Some(it) = self.item_mut(m.mm, m.addr) {
+                if ptr::eq(it.node(), old) {
+                    it.set_node(p);
+                }
+            }
+        }
+        drop(g);
+        // No folio or item points to the old node any more, and its list is empty.
+        drop(self.stable.remove(&old_key));
+        self.chain_changed((old_key.0, hash, old_key.2), old_class, false);
+        self.chain_changed((tree, hash, fp), class, true);
+        p
+    }
+
     /// Lists the item at `addr` of `mmk` as a mapping of `node`, whose folio is locked
     /// (`stable_tree_append`); capacity for it was reserved. O(1): the item keeps the index of
     /// its mapping.
@@ -490,6 +571,57 @@ impl Engine {
             it.set_node(node);
             it.hash = slot as u32;
         }
+    }
+
+    /// Drops the stale duplicates of chains (nodes whose KSM page was freed, in a subgroup of
+    /// two nodes or more), at the pace of `stable_node_chains_prune_millisecs`: a sweep of the
+    /// stable tree starts when a search comes that long after the last sweep ended, and goes
+    /// on at the searches that follow, [`PRUNE_BATCH`] nodes at a time.
+    ///
+    /// `mm/ksm.c` prunes the chains on the path of a search (`chain_prune()`), each at most once
+    /// per period; its trees are ordered by contents, where these are ordered by hash, so the
+    /// chains a search passes are not the same here, and the sweep visits them all instead.
+    /// As in `mm/ksm.c`, nothing is pruned while no page searches the tree (every scanned page
+    /// that is not a KSM page does, in `mm/ksm.c`, whether or not its contents changed: it is
+    /// called for those). O(`PRUNE_BATCH` log n) per page while a sweep goes on.
+    pub(crate) fn prune_chains(&mut self) {
+        let mut at = match self.prune_at {
+            Some(at) => at,
+            None => {
+                let period = i64::from(STABLE_NODE_CHAINS_PRUNE_MILLISECS.load(Relaxed));
+                if self
+                    .pruned
+                    .is_some_and(|t| t.elapsed().as_millis() < period)
+                {
+                    return;
+                }
+                (0, 0, 0, 0)
+            }
+        };
+        for _ in 0..PRUNE_BATCH {
+            let (k, p, chained) = {
+                let Some(c) = self.stable.cursor_lower_bound(&at) else {
+                    self.prune_at = None;
+                    self.pruned = Some(Instant::now());
+                    return;
+                };
+                let (k, v) = c.current();
+                let sub = |o: Option<(&SKey, &StableNode)>| {
+                    o.is_some_and(|(o, _)| (o.0, o.1, o.2) == (k.0, k.1, k.2))
+                };
+                (
+                    *k,
+                    ptr::from_ref(v),
+                    sub(c.peek_prev()) || sub(c.peek_next()),
+                )
+            };
+            at = (k.0, k.1, k.2, k.3 + 1);
+            // SAFETY: The node is in the tree, so alive.
+            if chained && node_folio(unsafe { &*p }).is_none() {
+                self.remove_node(k);
+            }
+        }
+        self.prune_at = Some(at);
     }
 
     /// Searches the stable tree for a KSM page with the contents of `page`
