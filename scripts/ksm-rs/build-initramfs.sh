@@ -19,9 +19,46 @@ mkdir -p "$OUT"
 exec 7>"$OUT/.lock"
 flock 7
 
-# Inputs: the selftest sources, the project's guest files, the host tools.
+# Debian packages installed into the guest as they are, for the parity
+# tests that run a distribution's KSM tooling unchanged: ksmtuned (the Red
+# Hat script, with ksmctl and /etc/ksmtuned.conf), procps (the pgrep and ps
+# it calls) and procps' library package. Downloaded once into $CACHE/dl as
+# fetch-kernel.sh does, so that later builds are offline.
+guest_debs() {
+	local d=$CACHE/dl
+	ls "$d"/ksmtuned_*.deb 2>/dev/null | sort -V | tail -1
+	ls "$d"/procps_*.deb 2>/dev/null | sort -V | tail -1
+	# The library package named in procps' Depends (libproc2-0 on bookworm).
+	local lib
+	lib=$(dpkg-deb -f "$(ls "$d"/procps_*.deb 2>/dev/null | sort -V | tail -1)" Depends 2>/dev/null |
+		grep -o 'libproc[^ ,]*' | head -1 || true)
+	[ -n "$lib" ] && ls "$d/${lib}"_*.deb 2>/dev/null | sort -V | tail -1
+	return 0
+}
+fetch_guest_debs() {
+	local lib
+	[ "$(guest_debs | wc -l)" -ge 3 ] && return 0
+	[ "$(id -u)" = 0 ] || die "ksmtuned/procps .debs not cached in $CACHE/dl; run once as root"
+	mkdir -p "$CACHE/dl"
+	step "downloading the guest's Debian packages: ksmtuned procps"
+	# A fresh machine may have no package lists yet.
+	(cd "$CACHE/dl" && apt-get download -q -o APT::Sandbox::User=root ksmtuned procps >&2) ||
+		{ apt-get update -qq >&2 &&
+			(cd "$CACHE/dl" && apt-get download -q -o APT::Sandbox::User=root ksmtuned procps >&2); } ||
+		die "apt-get download ksmtuned procps failed"
+	lib=$(dpkg-deb -f "$(ls "$CACHE"/dl/procps_*.deb | sort -V | tail -1)" Depends | grep -o 'libproc[^ ,]*' | head -1)
+	[ -n "$lib" ] || die "no libproc* package in procps' Depends"
+	(cd "$CACHE/dl" && apt-get download -q -o APT::Sandbox::User=root "$lib" >&2) ||
+		die "apt-get download $lib failed"
+}
+fetch_guest_debs
+mapfile -t debs < <(guest_debs)
+
+# Inputs: the selftest sources, the project's guest files, the host tools,
+# the guest's Debian packages.
 stamp=$( (cat "$SELF"/mm/*.c "$SELF"/mm/*.h "$SELF"/mm/run_vmtests.sh "$SELF"/kselftest*.h \
-	"$KSM_RS_TOP"/scripts/ksm-rs/guest/* "$0"; ls -l /bin/busybox /bin/bash) 2>/dev/null | sha1sum | cut -c1-16)
+	"$KSM_RS_TOP"/scripts/ksm-rs/guest/* "$0"; ls -l /bin/busybox /bin/bash "${debs[@]}") 2>/dev/null |
+	sha1sum | cut -c1-16)
 if [ -f "$OUT/base.cpio.gz" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$stamp" ]; then
 	echo "$OUT/base.cpio.gz"
 	exit 0
@@ -94,6 +131,38 @@ gcc -static -Wall -O2 -o "$root/bin/ksm-rs-bench-tool" "$KSM_RS_TOP/scripts/ksm-
 # Runs a command with PR_SET_MEMORY_MERGE=1 (the merge-everything pass).
 gcc -static -Wall -O2 -o "$root/bin/ksm-rs-merge-all" "$KSM_RS_TOP/scripts/ksm-rs/guest/merge-all.c" ||
 	die "could not build ksm-rs-merge-all"
+# A process ksmtuned takes for a QEMU guest (ksm-rs-parity-ksmtuned).
+gcc -static -Wall -O2 -o "$root/bin/ksm-rs-fake-qemu" "$KSM_RS_TOP/scripts/ksm-rs/guest/fake-qemu.c" ||
+	die "could not build ksm-rs-fake-qemu"
+# The Debian packages, unpacked as they are. procps' programs take the place
+# of busybox's applets of the same names (busybox's pgrep has no -d, its ps
+# no -p), as on a Debian system; the shared libraries they need beyond their
+# own packages' come from the host, as bash's do.
+for deb in "${debs[@]}"; do
+	for f in $(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }'); do
+		for dir in bin sbin usr/bin usr/sbin; do
+			if [ -L "$root/$dir/${f##*/}" ]; then rm -f "$root/$dir/${f##*/}"; fi
+		done
+	done
+	dpkg-deb -x "$deb" "$root"
+done
+for bin in "$root"/usr/sbin/ksmctl "$root"/bin/ps "$root"/usr/bin/pgrep "$root"/usr/bin/pkill "$root"/usr/bin/free; do
+	[ -e "$bin" ] || die "$(basename "$bin") missing from the guest packages (${debs[*]##*/})"
+	for lib in $(LD_LIBRARY_PATH="$root/lib/x86_64-linux-gnu:$root/usr/lib/x86_64-linux-gnu" ldd "$bin" |
+		awk '/not found/ { print "MISSING:" $1 } { for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }'); do
+		case $lib in
+		MISSING:*) die "$(basename "$bin") needs ${lib#MISSING:}, which the host does not have" ;;
+		"$root"/*) ;;
+		*) [ -e "$root/$lib" ] || { mkdir -p "$root/$(dirname "$lib")"; cp -L "$lib" "$root/$lib"; } ;;
+		esac
+	done
+done
+# ksmtuned's PIDFILE is /var/run/ksmtune.pid: without the directory it
+# does not start.
+mkdir -p "$root"/run "$root"/var/log
+ln -sfn ../run "$root"/var/run
+gcc -static -Wall -O2 -o "$root/bin/ksm-rs-outputs-tool" "$KSM_RS_TOP/scripts/ksm-rs/guest/parity-outputs.c" ||
+	die "could not build ksm-rs-outputs-tool"
 chmod +x "$root/init" "$root"/bin/* "$root"/selftests/mm/*
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"

@@ -6,12 +6,19 @@
 # run_vmtests.sh uses for ksm and ksm_numa, and ksm_functional_tests), the
 # upstream rmap and merge selftests and the project's selftests; in a
 # second VM, upstream mm selftests with all their memory merged, whose
-# outcomes are compared with mm/ksm.c's. Ends with "N passed, N failed, N
-# skipped".
+# outcomes are compared with mm/ksm.c's; in a third, the parity programs
+# (distribution tools such as ksmtuned run unchanged, guest/ksm-rs-parity-*),
+# whose decisions must be the same as on mm/ksm.c. Ends with "N passed, N
+# failed, N skipped".
 #
 #   KSM=c|rust (default: the flavour whose engine is complete)  FLAVOUR=base|debug
 #   TEST_BOTH=0      only KSM, not the other implementation (no comparison)
 #   TEST_MERGEALL=0  without the merge-everything pass
+#   TEST_PARITY=0    without the parity stage (which needs TEST_BOTH)
+#   TEST_ONLY_PARITY=1  only the parity stage: no toolchain setup, rustfmt,
+#                    builds or selftest VMs; with VMLINUX_rust=PATH and
+#                    VMLINUX_c=PATH, the kernels it boots (see vm.sh's
+#                    VMLINUX), which vm_suite passes to every VM
 #   TEST_STRESS=N    then `make stress` for N seconds on KSM/FLAVOUR
 #   (`make test-debug`: KSM=rust FLAVOUR=debug TEST_BOTH=0 TEST_MERGEALL=0
 #   TEST_STRESS=120, the second stage of CI)
@@ -22,6 +29,8 @@ KSM=${KSM:-$KSM_DEFAULT_TEST}
 FLAVOUR=${FLAVOUR:-base}
 TEST_BOTH=${TEST_BOTH:-1}
 TEST_MERGEALL=${TEST_MERGEALL:-1}
+TEST_PARITY=${TEST_PARITY:-1}
+TEST_ONLY_PARITY=${TEST_ONLY_PARITY:-0}
 TEST_STRESS=${TEST_STRESS:-0}
 t0=$(date +%s)
 pass=0 fail=0 skip=0
@@ -36,12 +45,16 @@ result() {	# result ok|fail|skip NAME
 }
 
 step "[1/4] toolchain and kernel source"
-"$KSM_RS_TOP/scripts/ksm-rs/setup-toolchain.sh" || die "toolchain setup failed"
-KSRC=$("$KSM_RS_TOP/scripts/ksm-rs/prepare-tree.sh") || die "kernel source preparation failed"
+if [ "$TEST_ONLY_PARITY" != 1 ]; then
+	"$KSM_RS_TOP/scripts/ksm-rs/setup-toolchain.sh" || die "toolchain setup failed"
+	KSRC=$("$KSM_RS_TOP/scripts/ksm-rs/prepare-tree.sh") || die "kernel source preparation failed"
+fi
 
 step "[2/4] rustfmt --check (the kernel's .rustfmt.toml)"
 rs_files=$(cd "$KSM_RS_TOP" && git ls-files --cached --others --exclude-standard '*.rs')
-if [ -z "$rs_files" ]; then
+if [ "$TEST_ONLY_PARITY" = 1 ]; then
+	:	# the parity stage only
+elif [ -z "$rs_files" ]; then
 	result skip "rustfmt: no Rust files"
 elif "$KSM_RS_TOP/scripts/ksm-rs/rustfmt.sh" --check; then
 	result ok "rustfmt: $(echo "$rs_files" | wc -l) files"
@@ -56,9 +69,11 @@ other=c
 [ "$KSM" = c ] && other=rust
 impls=("$KSM")
 [ "$TEST_BOTH" = 0 ] || impls+=("$other")
-# The comparison needs both.
-[ "$TEST_BOTH" = 0 ] && TEST_MERGEALL=0
+# The comparisons need both.
+[ "$TEST_BOTH" = 0 ] && TEST_MERGEALL=0 TEST_PARITY=0
+[ "$TEST_ONLY_PARITY" = 1 ] && TEST_MERGEALL=0 TEST_STRESS=0
 for k in "${impls[@]}"; do
+	[ "$TEST_ONLY_PARITY" = 1 ] && break
 	if "$KSM_RS_TOP/scripts/ksm-rs/build-kernel.sh" "$k" "$FLAVOUR" >/dev/null; then
 		result ok "build: KSM=$k FLAVOUR=$FLAVOUR vmlinux with the whole ksm.h interface"
 	else
@@ -191,12 +206,12 @@ parse_mergeall() {
 }
 
 # vm_suite KSM LOGDIR [ARG [SMP]]: runs ksm-rs-selftests in a VM and records
-# results.
+# results. VMLINUX_<KSM> (else VMLINUX), when set, is the kernel it boots.
 vm_suite() {
-	local ksm=$1 logdir=$2 arg=${3:-} smp=${4:-2} timeout=1200 rc l
+	local ksm=$1 logdir=$2 arg=${3:-} smp=${4:-2} timeout=1200 rc l vmlinux=VMLINUX_$1
 	[ "$FLAVOUR" = debug ] && timeout=3600
 	KSM=$ksm FLAVOUR=$FLAVOUR CMD="ksm-rs-selftests $arg" TIMEOUT=$timeout LOGDIR=$logdir SMP=$smp \
-		"$KSM_RS_TOP/scripts/ksm-rs/vm.sh" </dev/null >/dev/null
+		VMLINUX=${!vmlinux:-${VMLINUX:-}} "$KSM_RS_TOP/scripts/ksm-rs/vm.sh" </dev/null >/dev/null
 	rc=$?
 	while IFS= read -r l; do
 		[ -n "$l" ] && result "${l%% *}" "${l#* }"
@@ -257,6 +272,7 @@ compare_mergeall() {
 STAMP=$(date +%Y%m%d-%H%M%S)
 declare -A mergeall_out
 for k in "${impls[@]}"; do
+	[ "$TEST_ONLY_PARITY" = 1 ] && break
 	step "[4/4] selftests in the VM (KSM=$k FLAVOUR=$FLAVOUR)"
 	logdir=$CACHE/logs/test-$k-$FLAVOUR-$STAMP
 	[ "$k" = "$KSM" ] && LOGDIR=$logdir
@@ -298,6 +314,69 @@ if [ "$TEST_MERGEALL" != 0 ]; then
 		case $l in ok*"(racy: "*) racy=$((racy + 1)) ;; esac
 	done < <(compare_mergeall "${mergeall_out[rust]}" "${mergeall_out[c]}")
 	summary+=("merge-everything pass, KSM=rust against KSM=c: $((pass - p0)) the same ($racy racy, with outcomes in common), $((fail - f0)) different")
+fi
+
+# parity_lines OUTPUT NAME: the "= " lines of suite parity_NAME in OUTPUT.
+parity_lines() {
+	tr -d '\r' <"$1" 2>/dev/null | awk -v s="parity_$2" '/^### suite: / { on = ($3 == s); next } on && /^= /'
+}
+
+# parity_side RUST C: the first lines where files RUST and C differ, side by
+# side, and the number of the first one in "first".
+parity_side() {
+	first=$(awk 'NR == FNR { a[FNR] = $0; na = FNR; next } { b[FNR] = $0; nb = FNR }
+		END { n = na > nb ? na : nb; for (i = 1; i <= n; i++) if (a[i] != b[i] || !(i in a) || !(i in b)) { print i; exit } }' \
+		"$1" "$2")
+	first=${first:-1}
+	printf '    %-6s %-58s | %s\n' line KSM=rust KSM=c
+	paste -d '\t' <(sed -n "$first,$((first + 5))p" "$1") <(sed -n "$first,$((first + 5))p" "$2") |
+		awk -F '\t' -v n="$first" '{ printf "    %-6d %-58s | %s\n", n++, $1, $2 }'
+}
+
+# Parity: programs run unchanged on both implementations (the guest's
+# /bin/ksm-rs-parity-*, see `ksm-rs-selftests parity`), in a VM of their own
+# on each. Their TAP lines count as results of each implementation; their
+# "= " lines, what the program decided or printed with kernel-dependent
+# numbers taken out, must be the same on both.
+if [ "$TEST_PARITY" != 0 ]; then
+	declare -A parity_out
+	for k in "${impls[@]}"; do
+		step "parity: the parity programs in the VM (KSM=$k FLAVOUR=$FLAVOUR)"
+		logdir=$CACHE/logs/test-$k-$FLAVOUR-$STAMP-parity
+		p0=$pass f0=$fail s0=$skip
+		vm_suite "$k" "$logdir" parity
+		parity_out[$k]=$logdir/output.log
+		summary+=("parity KSM=$k: $((pass - p0)) passed, $((fail - f0)) failed, $((skip - s0)) skipped (logs: $logdir)")
+	done
+	step "parity: every program's \"= \" lines on KSM=rust against KSM=c"
+	p0=$pass f0=$fail
+	pdir=$CACHE/logs/test-parity-$FLAVOUR-$STAMP
+	mkdir -p "$pdir"
+	names=$(cat "${parity_out[rust]}" "${parity_out[c]}" 2>/dev/null | tr -d '\r' |
+		sed -n 's/^### suite: parity_//p' | sort -u)
+	[ -n "$names" ] || result fail "parity: no parity program ran"
+	for name in $names; do
+		for k in rust c; do
+			parity_lines "${parity_out[$k]}" "$name" >"$pdir/$name.$k"
+		done
+		missing=
+		for k in rust c; do
+			tr -d '\r' <"${parity_out[$k]}" | grep -q "^### suite: parity_$name\$" || missing="$missing KSM=$k"
+		done
+		if [ -n "$missing" ]; then
+			result fail "parity: $name: did not run on$missing"
+		elif [ ! -s "$pdir/$name.rust" ]; then
+			result fail "parity: $name: no \"= \" lines"
+		elif cmp -s "$pdir/$name.rust" "$pdir/$name.c"; then
+			result ok "parity: $name: the same $(wc -l <"$pdir/$name.rust") lines on both"
+		else
+			diff -u "$pdir/$name.c" "$pdir/$name.rust" >"$pdir/$name.diff"
+			parity_side "$pdir/$name.rust" "$pdir/$name.c" >"$pdir/$name.side"
+			result fail "parity: $name: KSM=rust ($(wc -l <"$pdir/$name.rust") lines) and KSM=c ($(wc -l <"$pdir/$name.c") lines) differ from line $first (diff: $pdir/$name.diff)"
+			cat "$pdir/$name.side"
+		fi
+	done
+	summary+=("parity, KSM=rust against KSM=c: $((pass - p0)) programs decided the same, $((fail - f0)) differently (lines: $pdir)")
 fi
 
 # A short stress: every byte checked while everything runs at once.
