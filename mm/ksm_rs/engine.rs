@@ -66,7 +66,6 @@ use kernel::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
     },
-    time::{Instant, Monotonic},
 };
 
 /// The merge engine's state.
@@ -97,8 +96,12 @@ pub(crate) struct Engine {
     /// The sweep of the stable tree for stale duplicates of chains (see
     /// [`Engine::prune_chains`]): where it is, or `None` between sweeps.
     pub(crate) prune_at: Option<SKey>,
-    /// When the last sweep ended.
-    pub(crate) pruned: Option<Instant<Monotonic>>,
+    /// When the last sweep ended (jiffies).
+    pub(crate) pruned: usize,
+    /// `stable_node_chains_prune_millisecs` as last read, and in jiffies: the time from the
+    /// end of a sweep to the next.
+    pub(crate) prune_period: u32,
+    pub(crate) prune_wait: usize,
     pub(crate) next_id: u64,
     /// The seed of the content hash: random, drawn when the engine is created (at boot), so
     /// that which contents share a hash cannot be known, nor chosen, outside the kernel.
@@ -183,7 +186,9 @@ impl Engine {
             run_pages: KVec::new(),
             seq: 0,
             prune_at: None,
-            pruned: None,
+            pruned: 0,
+            prune_period: 0,
+            prune_wait: 0,
             next_id: 0,
             seed,
             fp_key,

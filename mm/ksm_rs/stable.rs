@@ -43,7 +43,7 @@ use kernel::{
         aref::ARef,
         atomic::{Acquire, Atomic, Relaxed},
     },
-    time::Instant,
+    time::msecs_to_jiffies,
 };
 
 /// Key of the stable tree: (tree, content hash, fingerprint, node id); see [`StableNode::key`].
@@ -588,11 +588,15 @@ impl Engine {
         let mut at = match self.prune_at {
             Some(at) => at,
             None => {
-                let period = i64::from(STABLE_NODE_CHAINS_PRUNE_MILLISECS.load(Relaxed));
-                if self
-                    .pruned
-                    .is_some_and(|t| t.elapsed().as_millis() < period)
-                {
+                // Once per page: a jiffies read, not a clock read.
+                // SAFETY: `jiffies` is always readable; a torn read cannot happen on 64-bit.
+                let now = unsafe { ptr::addr_of!(bindings::jiffies).read_volatile() };
+                let period = STABLE_NODE_CHAINS_PRUNE_MILLISECS.load(Relaxed);
+                if period != self.prune_period {
+                    self.prune_period = period;
+                    self.prune_wait = msecs_to_jiffies(period);
+                }
+                if now.wrapping_sub(self.pruned) < self.prune_wait {
                     return;
                 }
                 (0, 0, 0, 0)
@@ -602,7 +606,8 @@ impl Engine {
             let (k, p, chained) = {
                 let Some(c) = self.stable.cursor_lower_bound(&at) else {
                     self.prune_at = None;
-                    self.pruned = Some(Instant::now());
+                    // SAFETY: As above.
+                    self.pruned = unsafe { ptr::addr_of!(bindings::jiffies).read_volatile() };
                     return;
                 };
                 let (k, v) = c.current();
