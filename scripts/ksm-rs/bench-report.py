@@ -5,10 +5,13 @@
 Reads OUTDIR/{c,rust}-N.out (the guest's "### bench:" and "### series:"
 lines), prints a table with which way is better, min/median/max per
 implementation and the Rust/C ratio of the medians, writes OUTDIR/bench.json
-(every key as {"c", "rust", "unit", "better", ...} holding medians) and
-OUTDIR/converge.svg
+(every key as {"c", "rust", "unit", "better", ...} holding medians; a
+checked key's "check" says what it must be and "check_failed" lists the
+failures) and OUTDIR/converge.svg
 (pages_sharing over time on the convergence workload), and prints the JSON
-file's path last.
+file's path last. A few keys are checks rather than measures (see CHECKS):
+each run that fails one is printed as "CHECK FAILED", and the exit status is
+then 1.
 """
 
 import glob
@@ -27,6 +30,11 @@ KEYS = {
     "merge_1024m": ("ksm_tests -P 1 GiB", "higher", 2.0),
     "merge_thp_1024m": ("ksm_tests -H 1 GiB", "higher", 1.0),
     "unmerge_1024m": ("ksm_tests -D 1 GiB", "higher", 1.0),
+    "merge_thp_passes": ("8 THPs, each of 512 equal pages of its own: full scans until all "
+                         "are merged", "lower", 1.0),
+    "merge_thp_passes_same": ("the same, all 8 THPs of one contents", "lower", 1.0),
+    "merge_thp_passes_pairs": ("8 THPs of distinct pages, each THP present twice: full scans "
+                               "until all are merged", "lower", 1.0),
     "merge_default": ("merge 100 MiB at pages_to_scan=100, sleep 20 ms", "higher", None),
     "scan_cpu_per_gib": ("ksmd CPU per GiB per full scan, unique pages, smart_scan=0", "lower", 0.5),
     "scan_cpu_per_gib_smart": ("the same with smart_scan=1", "lower", 0.5),
@@ -42,6 +50,12 @@ KEYS = {
     "tracked_pages": ("tracked pages at the end of convergence", None, None),
     "qemu_pages_sharing": ("two QEMU guests inside the VM: pages_sharing", "higher", 1.0),
     "qemu_general_profit": ("two QEMU guests inside the VM: general_profit", "higher", None),
+    "qemu_boot_seconds": ("two QEMU guests inside the VM: seconds until both are up", "lower",
+                          None),
+    "qemu_mem_merge_off_pages_sharing": ("two QEMU guests with mem-merge=off: pages_sharing "
+                                         "(must be 0)", "lower", None),
+    "qemu_mem_merge_off_mergeable_kb": ("two QEMU guests with mem-merge=off: size of their "
+                                        "VMAs marked mergeable (must be 0)", "lower", None),
     # Worst cases: what page contents, sharers, VMAs or an address space can make it cost.
     "unshare_many_sharers": ("3 x 128 MiB in one KSM page (max_page_sharing 1000000) COW-"
                              "unshared but for one mapping: wall time of the next 2 full scans",
@@ -60,9 +74,19 @@ KEYS = {
     "rmap_walk_many_vmas": ("move_pages() of a KSM page in 20000 VMAs of one anon_vma "
                             "(median of 5)", "lower", None),
 }
-REQUIRED = ["merge", "merge_thp", "unmerge", "cow", "scan_cpu_per_gib",
+REQUIRED = ["merge", "merge_thp", "merge_thp_passes", "unmerge", "cow", "scan_cpu_per_gib",
             "scan_cpu_per_gib_smart", "converge_seconds", "metadata_bytes_per_page",
             "qemu_pages_sharing"]
+# Checks: key -> (what a run's value must satisfy, what that means). A run that
+# ran QEMU (printed one of QEMU_KEYS, a value or "fail") must pass all of
+# QEMU_KEYS: present, measured, and as stated.
+CHECKS = {
+    "qemu_mem_merge_off_pages_sharing": (lambda v: v == 0, "0: no merging with mem-merge=off"),
+    "qemu_mem_merge_off_mergeable_kb": (lambda v: v == 0,
+                                        "0: QEMU did not madvise its RAM with mem-merge=off"),
+    "qemu_pages_sharing": (lambda v: v > 0, "> 0: two guests with mem-merge=on share pages"),
+}
+QEMU_KEYS = list(CHECKS)
 
 
 def parse(outdir):
@@ -70,9 +94,11 @@ def parse(outdir):
     units = {}
     fails = {}    # (impl, key) -> count
     series = {}   # impl -> [[(t, v)], ...] one list per run
+    runs = {}     # run (file name) -> {key: value, or None when it failed}
     for path in sorted(glob.glob(os.path.join(outdir, "*-*.out"))):
         impl = os.path.basename(path).split("-")[0]
         run = []
+        keys = runs.setdefault(os.path.basename(path), {})
         with open(path, errors="replace") as f:
             for line in f:
                 line = line.strip()
@@ -83,11 +109,13 @@ def parse(outdir):
                         continue
                     if val == "fail":
                         fails[(impl, key)] = fails.get((impl, key), 0) + 1
+                        keys[key] = None
                         continue
                     try:
                         vals.setdefault((impl, key), []).append(float(val))
                     except ValueError:
                         continue
+                    keys[key] = float(val)
                     units[key] = unit or ""
                     continue
                 m = re.match(r"### series: converge (\S+) (\S+)$", line)
@@ -95,7 +123,24 @@ def parse(outdir):
                     run.append((float(m.group(1)), float(m.group(2))))
         if run:
             series.setdefault(impl, []).append(run)
-    return vals, units, fails, series
+    return vals, units, fails, series, runs
+
+
+def failed_checks(runs):
+    """The failed checks, (key, line): every run that ran QEMU against CHECKS."""
+    failed = []
+    for name, keys in sorted(runs.items()):
+        if not any(k in keys for k in QEMU_KEYS):
+            continue
+        for key in QEMU_KEYS:
+            ok, want = CHECKS[key]
+            if key not in keys:
+                failed.append((key, f"{name}: {key} missing (QEMU ran), must be {want}"))
+            elif keys[key] is None:
+                failed.append((key, f"{name}: {key} failed (not measured), must be {want}"))
+            elif not ok(keys[key]):
+                failed.append((key, f"{name}: {key} is {fmt(keys[key])}, must be {want}"))
+    return failed
 
 
 def fmt(v):
@@ -152,7 +197,8 @@ def svg_plot(series, path):
 
 def main():
     outdir = sys.argv[1]
-    vals, units, fails, series = parse(outdir)
+    vals, units, fails, series, runs = parse(outdir)
+    checks = failed_checks(runs)
     keys = [k for k in KEYS if any((i, k) in vals or (i, k) in fails for i in ("c", "rust"))]
     keys += sorted({k for _, k in vals} - set(keys))
     result = {}
@@ -193,8 +239,12 @@ def main():
             goal = f"{'>=' if better == 'higher' else '<='}{target:g} "
         else:
             goal = None
-        rows.append((key, entry["unit"], better or "-", cells[0], cells[1], fmt(ratio),
-                     "-" if goal is None else goal + ("yes" if met else "NO" if met is not None else "?")))
+        shown = "-" if goal is None else goal + ("yes" if met else "NO" if met is not None else "?")
+        if key in CHECKS:
+            # Every run checked, besides any target for the ratio.
+            check = "check " + ("NO" if any(k == key for k, _ in checks) else "yes")
+            shown = check if goal is None else f"{shown}, {check}"
+        rows.append((key, entry["unit"], better or "-", cells[0], cells[1], fmt(ratio), shown))
     for key in REQUIRED:
         result.setdefault(key, {"c": None, "rust": None, "unit": "", "better": KEYS[key][1],
                                 "description": KEYS[key][0], "missing": True})
@@ -208,6 +258,17 @@ def main():
     missing = [k for k in REQUIRED if result[k].get("missing")]
     if missing:
         print("not measured:", ", ".join(missing))
+    for key, (_, want) in CHECKS.items():
+        failed = [c for k, c in checks if k == key]
+        if key not in result and not failed:
+            continue
+        entry = result.setdefault(key, {"c": None, "rust": None, "unit": "",
+                                        "better": KEYS[key][1], "description": KEYS[key][0],
+                                        "missing": True})
+        entry["check"] = want
+        entry["check_failed"] = failed
+    for _, c in checks:
+        print("CHECK FAILED:", c)
     plot = os.path.join(outdir, "converge.svg")
     if svg_plot(series, plot):
         print("plot:", plot)
@@ -215,7 +276,8 @@ def main():
     with open(path, "w") as f:
         json.dump(result, f, indent=1, sort_keys=True)
     print(path)
+    return 1 if checks else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -22,6 +22,16 @@
  *                                per tracked page at the end.
  *   merge SIZE_MIB PAGES SLEEP   seconds to merge SIZE_MIB of equal pages at
  *                                pages_to_scan=PAGES, sleep_millisecs=SLEEP.
+ *   thp_passes NTHP [TIMEOUT]    NTHP THPs (2 MiB, MADV_HUGEPAGE, checked in
+ *                                /proc/self/smaps), every 4 KiB page of a THP
+ *                                of the same contents: how many full scans
+ *                                until /proc/self/ksm_merging_pages counts
+ *                                every page, smart_scan=1, one batch a full
+ *                                scan. Three layouts: each THP of its own
+ *                                contents (merge_thp_passes), all THPs of one
+ *                                (merge_thp_passes_same), and every page of
+ *                                its own but each THP present twice: pages of
+ *                                two THPs merged (merge_thp_passes_pairs).
  *
  * The worst cases: what an adversary (page contents, sharers, VMAs, address
  * space) can make ksmd or the rest of mm pay. Each gives up after TIMEOUT
@@ -540,6 +550,157 @@ static double cpu_per_scan(unsigned long min_scans, double min_wall,
 	} while (f - f0 < min_scans || now() - t0 < min_wall);
 	*scans = f - f0;
 	return (ksmd_cpu() - c0) / *scans;
+}
+
+/* Large folios. */
+
+/* This process's ksm_merging_pages. */
+static long merging_pages(void)
+{
+	FILE *f = fopen("/proc/self/ksm_merging_pages", "r");
+	long v = -1;
+
+	if (!f || fscanf(f, "%ld", &v) != 1)
+		die("cannot read /proc/self/ksm_merging_pages\n");
+	fclose(f);
+	return v;
+}
+
+/* AnonHugePages of the VMA that starts at @p, in kB; -1 if there is none. */
+static long anon_huge_kb(void *p)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	unsigned long s, e;
+	char line[512];
+	long kb = -1;
+	int in = 0;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		/* A VMA's first line; the others start with a field name. */
+		if (sscanf(line, "%lx-%lx ", &s, &e) == 2) {
+			in = s == (unsigned long)p;
+			continue;
+		}
+		if (in && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+			break;
+	}
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* The layouts of thp_passes: which contents page @i of @pages has. */
+enum thp_layout { THP_OWN, THP_SAME, THP_PAIRS };
+
+static uint64_t thp_pattern(enum thp_layout layout, long i, long pages)
+{
+	long per_thp = 2 * MIB / page_size;
+
+	switch (layout) {
+	case THP_OWN:
+		return 1 + i / per_thp;
+	case THP_SAME:
+		return 1;
+	default:
+		return 1000 + i % (pages / 2);
+	}
+}
+
+/*
+ * Full scans until @nthp THPs of @layout are merged: the number of full scans
+ * after which ksm_merging_pages counts every page. A batch is one full scan
+ * (pages_to_scan above the pages), and ksmd sleeps between two batches, so
+ * the counters are read between two scans: the count does not depend on
+ * timing. -1 and the failure printed when it is not measured.
+ */
+static long thp_passes(const char *key, long nthp, enum thp_layout layout,
+		       double timeout)
+{
+	const size_t thp = 2 * MIB, size = nthp * thp;
+	long pages = size / page_size, merged = -1, n, kb, passes = -1, i;
+	unsigned long f0, f;
+	char *raw, *p;
+	double deadline;
+
+	raw = mmap(NULL, size + thp, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		die("mmap %zu: %s\n", size + thp, strerror(errno));
+	/* 2 MiB aligned, the slack unmapped: the VMA is the area. */
+	p = (char *)(((unsigned long)raw + thp - 1) & ~(thp - 1));
+	if (p > raw)
+		munmap(raw, p - raw);
+	munmap(p + size, raw + thp - p);
+	if (madvise(p, size, MADV_HUGEPAGE)) {
+		bench_fail(key, "MADV_HUGEPAGE: %s\n", strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < pages; i++)
+		fill_pattern(p + i * page_size, thp_pattern(layout, i, pages));
+	kb = anon_huge_kb(p);
+	if (kb != (long)(size / 1024)) {
+		bench_fail(key, "%ld kB of %zu in THPs (AnonHugePages; transparent_hugepage/enabled not madvise or always?)\n",
+			   kb, size / 1024);
+		goto out;
+	}
+	deadline = now() + timeout;
+	f0 = f = ksm_read("full_scans");
+	if (madvise(p, size, MADV_MERGEABLE))
+		die("MADV_MERGEABLE: %s\n", strerror(errno));
+	ksm_write("run", 1);
+	for (;;) {
+		f = scan_boundary(f, deadline);
+		if (!f) {
+			bench_fail(key, "%ld of %ld pages merged after %lu full scans in %.0f s\n",
+				   merged, pages, ksm_read("full_scans") - f0, timeout);
+			goto out;
+		}
+		n = f - f0;
+		merged = merging_pages();
+		printf("#   %s: after %ld full scans: %ld of %ld pages merged, %ld kB in THPs, pages_sharing %lu\n",
+		       key, n, merged, pages, anon_huge_kb(p), ksm_read("pages_sharing"));
+		if (merged == pages) {
+			passes = n;
+			break;
+		}
+		if (n >= 50) {
+			bench_fail(key, "%ld of %ld pages merged after %ld full scans\n", merged,
+				   pages, n);
+			goto out;
+		}
+	}
+	/* The merge kept every page's contents. */
+	for (i = 0; i < pages; i++) {
+		uint64_t *w = (uint64_t *)(p + i * page_size);
+		uint64_t pat = thp_pattern(layout, i, pages);
+
+		if (w[0] != pat * 0x9e3779b97f4a7c15ULL ||
+		    w[page_size / 8 - 1] != pat * 0x9e3779b97f4a7c15ULL + page_size / 8 - 1) {
+			bench_fail(key, "page %ld changed by the merge\n", i);
+			passes = -1;
+			goto out;
+		}
+	}
+	printf("### bench: %s %ld scans\n", key, passes);
+out:
+	munmap(p, size);
+	ksm_write("run", 2);
+	return passes;
+}
+
+static int cmd_thp_passes(long nthp, double timeout)
+{
+	int rc = 0;
+
+	/* smart_scan as by default; ksmd sleeps 100 ms between two full scans. */
+	ksm_setup(1000000, 100, 1);
+	rc |= thp_passes("merge_thp_passes", nthp, THP_OWN, timeout) < 0;
+	rc |= thp_passes("merge_thp_passes_same", nthp, THP_SAME, timeout) < 0;
+	/* Two of each THP: an even number of THPs. */
+	rc |= thp_passes("merge_thp_passes_pairs", nthp & ~1L, THP_PAIRS, timeout) < 0;
+	ksm_write("pages_to_scan", 100);
+	ksm_write("sleep_millisecs", 20);
+	return rc;
 }
 
 static uint64_t rotr(uint64_t x, int r)
@@ -1165,6 +1326,12 @@ int main(int argc, char **argv)
 				    atoi(argv[5]));
 	if (argc == 5 && !strcmp(argv[1], "merge"))
 		return cmd_merge(atol(argv[2]), atol(argv[3]), atol(argv[4]));
+	if (argc >= 3 && !strcmp(argv[1], "thp_passes")) {
+		if (argc == 4)
+			timeout = atof(argv[3]);
+		if (argc <= 4)
+			return cmd_thp_passes(atol(argv[2]), timeout);
+	}
 	if (argc >= 3 && !strcmp(argv[1], "rmap_vmas")) {
 		if (argc == 4)
 			timeout = atof(argv[3]);
@@ -1197,7 +1364,7 @@ int main(int argc, char **argv)
 		if (argc <= 5)
 			return cmd_sparse(atol(argv[2]), atof(argv[3]), timeout);
 	}
-	fprintf(stderr, "usage: ksm-rs-bench-tool scan SIZE_MIB SMART | converge NPROC SIZE_MIB DUP VOLATILE | merge SIZE_MIB PAGES SLEEP\n"
+	fprintf(stderr, "usage: ksm-rs-bench-tool scan SIZE_MIB SMART | converge NPROC SIZE_MIB DUP VOLATILE | merge SIZE_MIB PAGES SLEEP | thp_passes NTHP [TIMEOUT]\n"
 		"       ksm-rs-bench-tool unshare NPROC SIZE_MIB | scan_pages collide|anyseed|random NPAGES | merge_collide[_anyseed] NPAGES | sparse SIZE_GIB SECONDS | rmap_vmas NVMAS  [TIMEOUT]\n");
 	return 2;
 }
