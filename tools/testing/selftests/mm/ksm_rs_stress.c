@@ -1063,17 +1063,39 @@ static void op_prctl(void)
  * inject(false), around one system call, which must then fail with the
  * errno upstream gives (madvise() turns ENOMEM into EAGAIN) or succeed,
  * and leave nothing half done.
+ *
+ * The file is opened before the failures start and written through that
+ * descriptor to stop them: an open() with make-it-fail set may itself fail
+ * (failslab on the struct file), which would leave every later allocation
+ * of this task, and of the children it forks (task_struct is copied), failing
+ * at random: page faults, swap-out, fork.
  */
+static int inject_fd = -1;
+
 static bool inject(bool on)
 {
-	int fd = open("/proc/thread-self/make-it-fail", O_WRONLY);
-	bool ok;
-
-	if (fd < 0)
+	if (on) {
+		inject_fd = open("/proc/thread-self/make-it-fail", O_WRONLY);
+		if (inject_fd < 0)
+			return false;
+		if (write(inject_fd, "1", 1) == 1)
+			return true;
+		close(inject_fd);
+		inject_fd = -1;
 		return false;
-	ok = write(fd, on ? "1" : "0", 1) == 1;
-	close(fd);
-	return ok;
+	}
+	if (inject_fd < 0)
+		return true;
+	/* Writing "0" allocates nothing (proc_fault_inject_write()). */
+	while (write(inject_fd, "0", 1) != 1) {
+		if (errno != EINTR && errno != EAGAIN) {
+			error("cannot stop the injected failures: %s\n", strerror(errno));
+			_exit(1);
+		}
+	}
+	close(inject_fd);
+	inject_fd = -1;
+	return true;
 }
 
 static void tally_fault(int which, int err)
