@@ -98,10 +98,6 @@ pub(crate) struct Engine {
     pub(crate) prune_at: Option<SKey>,
     /// When the last sweep ended (jiffies).
     pub(crate) pruned: usize,
-    /// `stable_node_chains_prune_millisecs` as last read, and in jiffies: the time from the
-    /// end of a sweep to the next.
-    pub(crate) prune_period: u32,
-    pub(crate) prune_wait: usize,
     pub(crate) next_id: u64,
     /// The seed of the content hash: random, drawn when the engine is created (at boot), so
     /// that which contents share a hash cannot be known, nor chosen, outside the kernel.
@@ -187,8 +183,6 @@ impl Engine {
             seq: 0,
             prune_at: None,
             pruned: 0,
-            prune_period: 0,
-            prune_wait: 0,
             next_id: 0,
             seed,
             fp_key,
@@ -375,10 +369,13 @@ impl Engine {
         let mut bypass = false;
         let hash;
         if !cur.is_null() {
-            cur = self.follow_migration(&page, cur);
-            if ptr::eq(self.item(mmk, addr).map_or(item.node(), |i| i.node()), cur) {
+            // The item (read before) is the page's mapping of its KSM page: if the node moved,
+            // it moved with it.
+            if ptr::eq(item.node(), cur) {
+                self.follow_migration(&page, cur);
                 return;
             }
+            cur = self.follow_migration(&page, cur);
             // SAFETY: The folio maps the node and we hold a reference on the folio.
             let node = unsafe { &*cur };
             // A forked KSM page may go over the sharing limit.

@@ -439,6 +439,10 @@ impl Engine {
         target: &Target<'_>,
         merged: u64,
     ) {
+        // The items' references cost a lookup: only when someone listens.
+        if !trace::merges_enabled() {
+            return;
+        }
         let mm = mmk as *mut bindings::mm_struct;
         let addrs = Iterator::chain(core::iter::once(addr), run_addrs(addr, merged & !1));
         for (i, a) in addrs.enumerate() {

@@ -230,6 +230,12 @@ pub(crate) const SUBGROUP_VISITS: usize = 16;
 /// The most nodes a search sweeps for stale duplicates of chains ([`Engine::prune_chains`]).
 pub(crate) const PRUNE_BATCH: usize = 16;
 
+/// The time in jiffies.
+fn jiffies() -> usize {
+    // SAFETY: `jiffies` is always readable, and a `usize` is read whole.
+    unsafe { ptr::addr_of!(bindings::jiffies).read_volatile() }
+}
+
 impl Engine {
     /// Takes the merged item at `addr` of `mmk` (whose value is `item`) out of its stable node's
     /// list of mappings (the stable half of `remove_rmap_item_from_tree`).
@@ -379,13 +385,16 @@ impl Engine {
         // SAFETY: The node is out of the tree and no folio points to it any more.
         let maps = unsafe { node.maps() };
         let kpfn = node.kpfn.load(Relaxed);
+        let traced = trace::remove_rmap_item_enabled();
         for (i, m) in maps.iter().enumerate() {
             if i == 0 {
                 counter_dec(&COUNTERS.pages_shared);
             } else {
                 counter_dec(&COUNTERS.pages_sharing);
-                let item = self.item_ref(m.mm, m.addr).unwrap_or(0);
-                trace::remove_rmap_item(kpfn, item, m.mm as *mut bindings::mm_struct);
+                if traced {
+                    let item = self.item_ref(m.mm, m.addr).unwrap_or(0);
+                    trace::remove_rmap_item(kpfn, item, m.mm as *mut bindings::mm_struct);
+                }
             }
             if let Some(mm) = self.mm_ptr(m.mm) {
                 mm_add(mm, 0, -1);
@@ -583,50 +592,55 @@ impl Engine {
     /// chains a search passes are not the same here, and the sweep visits them all instead.
     /// As in `mm/ksm.c`, nothing is pruned while no page searches the tree (every scanned page
     /// that is not a KSM page does, in `mm/ksm.c`, whether or not its contents changed: it is
-    /// called for those). O(`PRUNE_BATCH` log n) per page while a sweep goes on.
+    /// called for those). Cost per page: one load while there is no chain (most of the time),
+    /// else one jiffies comparison between sweeps and, during one, a descent and
+    /// [`PRUNE_BATCH`] steps in key order, O(log n + `PRUNE_BATCH`); a sweep of n nodes thus
+    /// takes n / `PRUNE_BATCH` scanned pages, at most once per period.
     pub(crate) fn prune_chains(&mut self) {
-        let mut at = match self.prune_at {
+        let from = match self.prune_at {
             Some(at) => at,
             None => {
-                // Once per page: a jiffies read, not a clock read.
-                // SAFETY: `jiffies` is always readable; a torn read cannot happen on 64-bit.
-                let now = unsafe { ptr::addr_of!(bindings::jiffies).read_volatile() };
-                let period = STABLE_NODE_CHAINS_PRUNE_MILLISECS.load(Relaxed);
-                if period != self.prune_period {
-                    self.prune_period = period;
-                    self.prune_wait = msecs_to_jiffies(period);
+                // No chain, nothing to prune: most of the time, one load per page.
+                if COUNTERS.stable_node_dups.load(Relaxed) == 0 {
+                    return;
                 }
-                if now.wrapping_sub(self.pruned) < self.prune_wait {
+                let period = STABLE_NODE_CHAINS_PRUNE_MILLISECS.load(Relaxed);
+                if jiffies().wrapping_sub(self.pruned) < msecs_to_jiffies(period) {
                     return;
                 }
                 (0, 0, 0, 0)
             }
         };
+        // One descent, then the nodes in key order; the stale ones go after the walk.
+        let mut stale = [(0, 0, 0, 0); PRUNE_BATCH];
+        let mut n = 0;
+        let mut next = None;
+        let mut c = self.stable.cursor_lower_bound_mut(&from);
         for _ in 0..PRUNE_BATCH {
-            let (k, p, chained) = {
-                let Some(c) = self.stable.cursor_lower_bound(&at) else {
-                    self.prune_at = None;
-                    // SAFETY: As above.
-                    self.pruned = unsafe { ptr::addr_of!(bindings::jiffies).read_volatile() };
-                    return;
-                };
-                let (k, v) = c.current();
-                let sub = |o: Option<(&SKey, &StableNode)>| {
-                    o.is_some_and(|(o, _)| (o.0, o.1, o.2) == (k.0, k.1, k.2))
-                };
-                (
-                    *k,
-                    ptr::from_ref(v),
-                    sub(c.peek_prev()) || sub(c.peek_next()),
-                )
+            let Some(cur) = c else {
+                break;
             };
-            at = (k.0, k.1, k.2, k.3 + 1);
-            // SAFETY: The node is in the tree, so alive.
-            if chained && node_folio(unsafe { &*p }).is_none() {
-                self.remove_node(k);
+            let (&k, v) = cur.current();
+            let sub = |o: &SKey| (o.0, o.1, o.2) == (k.0, k.1, k.2);
+            let chained = cur.peek_prev().is_some_and(|(o, _)| sub(o))
+                || cur.peek_next().is_some_and(|(o, _)| sub(o));
+            if chained && node_folio(v).is_none() {
+                stale[n] = k;
+                n += 1;
             }
+            next = Some((k.0, k.1, k.2, k.3 + 1));
+            c = cur.move_next();
         }
-        self.prune_at = Some(at);
+        let done = c.is_none();
+        for &k in &stale[..n] {
+            self.remove_node(k);
+        }
+        if done {
+            self.prune_at = None;
+            self.pruned = jiffies();
+        } else {
+            self.prune_at = next;
+        }
     }
 
     /// Searches the stable tree for a KSM page with the contents of `page`

@@ -41,6 +41,37 @@ declare_trace! {
     unsafe fn ksm_advisor(scan_time: i64, pages_to_scan: c_ulong, cpu_percent: c_uint);
 }
 
+/// Whether the tracepoint `$key` (its `__tracepoint_*` static) is enabled: a static branch,
+/// for events whose arguments cost a lookup to compute.
+macro_rules! enabled {
+    ($key:ident) => {{
+        #[cfg(CONFIG_TRACEPOINTS)]
+        // SAFETY: It is always okay to query the static key of a tracepoint.
+        let on = unsafe {
+            kernel::jump_label::static_branch_unlikely!(
+                kernel::bindings::$key,
+                kernel::bindings::tracepoint,
+                key
+            )
+        };
+        #[cfg(not(CONFIG_TRACEPOINTS))]
+        let on = false;
+        on
+    }};
+}
+
+/// Whether `ksm_merge_with_ksm_page` or `ksm_merge_one_page` is enabled.
+#[inline]
+pub(crate) fn merges_enabled() -> bool {
+    enabled!(__tracepoint_ksm_merge_with_ksm_page) || enabled!(__tracepoint_ksm_merge_one_page)
+}
+
+/// Whether `ksm_remove_rmap_item` is enabled.
+#[inline]
+pub(crate) fn remove_rmap_item_enabled() -> bool {
+    enabled!(__tracepoint_ksm_remove_rmap_item)
+}
+
 /// The `rmap_item` field of an item (see the module's documentation).
 fn item_field(item: ItemRef) -> *mut c_void {
     item as usize as *mut c_void
