@@ -44,6 +44,7 @@
 //! hold.
 
 use crate::{
+    domain::{DomainCounts, Domains},
     hash::{checksum, hash_bytes, hash_page, Hash, ZEROES},
     item::{resolve, skip_age, Item, ItemRef, MmItems, AGE_MAX, REF_PAGE_BITS},
     items::ItemMap,
@@ -75,6 +76,10 @@ pub(crate) struct Engine {
     pub(crate) ids: KVec<usize>,
     /// Ids free for reuse.
     pub(crate) free_ids: KVec<u32>,
+    /// The domains of each [`MmItems::id`] in use (see [`crate::domain`]).
+    pub(crate) doms: KVec<Domains>,
+    /// The counts of each merge domain with stable nodes, by domain.
+    pub(crate) domains: RBTree<u64, DomainCounts>,
     /// The unstable table's buckets: the first item (an [`ItemRef`] + 1) or 0; a power of two
     /// long, or empty.
     pub(crate) unstable: KVVec<ItemRef>,
@@ -111,15 +116,6 @@ pub(crate) struct Engine {
 // SAFETY: The raw pointers are to mm_structs, anon_vmas and stable nodes, used under the
 // scanner lock that owns the engine.
 unsafe impl Send for Engine {}
-
-/// The tree a page of node `nid` goes to.
-pub(crate) fn tree_of(nid: i32) -> u32 {
-    if MERGE_ACROSS_NODES.load(Relaxed) != 0 {
-        0
-    } else {
-        nid as u32
-    }
-}
 
 /// Returns the first key at or after `from` in `tree`, if it is in the same group as `from`
 /// (`same`): how the trees' entries of one hash (and tree) are visited, one by one, while the
@@ -174,6 +170,8 @@ impl Engine {
             mms: RBTree::new(),
             ids: KVec::new(),
             free_ids: KVec::new(),
+            doms: KVec::new(),
+            domains: RBTree::new(),
             unstable: KVVec::new(),
             unstable_len: 0,
             unstable_peak: 0,
@@ -243,8 +241,27 @@ impl Engine {
         mm.mmget_not_zero().map(MmWithUser::into_mmput_async)
     }
 
-    /// Returns the item for `addr` of `mm`, creating it (`get_next_rmap_item`).
-    pub(crate) fn get_or_create_item(&mut self, mm: &Mm, addr: usize) -> Result {
+    /// The merge domain of the current `merge_scope` of the mm of id `id` (see
+    /// [`crate::domain`]).
+    pub(crate) fn dom_of_id(doms: &[Domains], id: u64) -> u64 {
+        doms.get(id as usize).map_or(0, Domains::current)
+    }
+
+    /// The merge domain of tracked mm `mmk`.
+    pub(crate) fn dom_of(&self, mmk: usize) -> u64 {
+        self.mms
+            .get(&mmk)
+            .map_or(0, |m| Self::dom_of_id(&self.doms, u64::from(m.id)))
+    }
+
+    /// Returns the item for `addr` of `mm`, creating it (`get_next_rmap_item`); `domains` gives
+    /// the mm's merge domains, should it have no item yet.
+    pub(crate) fn get_or_create_item(
+        &mut self,
+        mm: &Mm,
+        addr: usize,
+        domains: impl FnOnce() -> Domains,
+    ) -> Result {
         let mmk = mm_key(mm);
         if self.mms.get(&mmk).is_none() {
             let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
@@ -255,11 +272,15 @@ impl Engine {
                     if id >> (u64::BITS - REF_PAGE_BITS) != 0 {
                         return Err(ENOMEM);
                     }
+                    self.ids.reserve(1, GFP_KERNEL)?;
+                    self.doms.reserve(1, GFP_KERNEL)?;
                     self.ids.push(0, GFP_KERNEL)?;
+                    self.doms.push(Domains::default(), GFP_KERNEL)?;
                     id as u32
                 }
             };
             self.ids[id as usize] = mmk;
+            self.doms[id as usize] = domains();
             self.mms.insert(node.into_node(
                 mmk,
                 MmItems {
@@ -420,7 +441,8 @@ impl Engine {
         }
 
         // First the stable tree.
-        if let Some((kfolio, node)) = self.stable_search(&page, hash, bypass) {
+        let dom = self.dom_of(mmk);
+        if let Some((kfolio, node)) = self.stable_search(&page, hash, bypass, dom) {
             let item_node = self.item(mmk, addr).map_or(ptr::null(), |i| i.node());
             if ptr::eq(kfolio.as_raw(), page.folio().as_raw()) && ptr::eq(item_node, node) {
                 return;
@@ -508,7 +530,7 @@ impl Engine {
         // was taken before, and the page may have changed (in step with the tree page) since.
         let hash = hash_page(&page, self.seed);
         let kfolio = page.folio().lock();
-        match self.stable_insert(&kfolio, hash) {
+        match self.stable_insert(&kfolio, hash, dom) {
             Some(node) => {
                 self.append(&kfolio, node, tmmk, taddr, tm.pgoff, tm.anon_vma);
                 self.append(&kfolio, node, mmk, addr, m.pgoff, m.anon_vma);

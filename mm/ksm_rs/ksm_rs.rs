@@ -14,6 +14,7 @@
 //! - [`registry`]: the registered address spaces; [`ksmd`]: the thread and its scan cursor;
 //! - [`tunables`]: the sysfs tunables and counters; [`sysfs`]: their files;
 //! - [`advisor`]: the scan-time advisor; [`trace`]: the tracepoints of `mm/ksm.c`;
+//! - [`domain`]: merge domains (`merge_scope`), which pages never merge across;
 //! - [`engine`]: the merge engine, what ksmd does with each page (`cmp_and_merge_page`);
 //! - [`item`]: the item of a tracked page; [`items`]: the per-address-space map of items;
 //! - [`hash`]: the hash and the keyed fingerprint of a page's contents;
@@ -27,6 +28,7 @@ use kernel::{bindings, prelude::*, sync::SetOnce, types::Opaque};
 
 mod abi;
 mod advisor;
+mod domain;
 mod engine;
 mod hash;
 mod item;
@@ -136,6 +138,9 @@ unsafe extern "C" fn memory_callback(
 struct KsmModule {
     _sysfs: kernel::sysfs::Registration,
     _ksmd: kernel::kthread::KThread,
+    /// `/sys/kernel/debug/ksm_rs/domains` (the file goes before its directory).
+    _domains: Pin<KBox<kernel::debugfs::File<()>>>,
+    _debugfs: kernel::debugfs::Dir,
 }
 
 impl kernel::Module for KsmModule {
@@ -154,9 +159,16 @@ impl kernel::Module for KsmModule {
             let ret = unsafe { bindings::register_memory_notifier(MEMORY_NB.0.get()) };
             kernel::error::to_result(ret)?;
         }
+        let debugfs = kernel::debugfs::Dir::new(c"ksm_rs");
+        let domains = KBox::pin_init(
+            debugfs.read_callback_file(c"domains", (), &|(), f| scan::show_domains(f)),
+            GFP_KERNEL,
+        )?;
         Ok(KsmModule {
             _sysfs: sysfs,
             _ksmd: ksmd,
+            _domains: domains,
+            _debugfs: debugfs,
         })
     }
 }

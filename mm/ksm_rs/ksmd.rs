@@ -260,7 +260,8 @@ impl Ksm {
                 for &a in found.iter() {
                     // Items between the last page found and this one are for unmapped pages.
                     scanner.engine.remove_items(mmk, scanner.prune_from, a);
-                    if scanner.engine.get_or_create_item(mm, a).is_err() {
+                    let domains = || self.registry.lock().domains_of(mmk);
+                    if scanner.engine.get_or_create_item(mm, a, domains).is_err() {
                         break;
                     }
                     scanner.prune_from = a + PAGE_SIZE;

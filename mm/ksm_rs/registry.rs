@@ -15,6 +15,7 @@
 //! (`__ksm_enter` from madvise) but never the scanner lock.
 
 use crate::{
+    domain::Domains,
     engine::{mm_key, Engine},
     ksmd::Scanner,
     scan::Ksm,
@@ -43,6 +44,8 @@ pub(crate) struct Slot {
     pub(crate) exited: bool,
     /// The last `run=2` that unmerged this mm ([`Registry::unmerge_pass`]).
     pub(crate) unmerged: u64,
+    /// Its merge domains, drawn when it registered (see [`crate::domain`]).
+    pub(crate) domains: Domains,
 }
 
 /// The slots, keyed and scanned in order of their `mm_struct`'s address.
@@ -59,19 +62,29 @@ pub(crate) struct Registry {
     pub(crate) entered: bool,
 }
 
+impl Registry {
+    /// The merge domains of registered `mmk`; the default (global only) if it is not.
+    pub(crate) fn domains_of(&self, mmk: usize) -> Domains {
+        self.slots
+            .get(&mmk)
+            .map_or(Domains::default(), |s| s.domains)
+    }
+}
+
 impl Ksm {
     /// Registers `mm` (`__ksm_enter`).
     pub(crate) fn enter(&self, mm: &Mm) -> Result {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
-        let slot = Slot {
-            mm: ARef::from(mm),
-            tracked: false,
-            exited: false,
-            unmerged: 0,
-        };
         let needs_wakeup;
         let old = {
             let mut reg = self.registry.lock();
+            let slot = Slot {
+                mm: ARef::from(mm),
+                tracked: false,
+                exited: false,
+                unmerged: 0,
+                domains: reg.domains_for(mm),
+            };
             needs_wakeup = reg.slots.is_empty();
             reg.entered = true;
             reg.slots.insert(node.into_node(mm_key(mm), slot))

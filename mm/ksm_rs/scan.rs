@@ -160,8 +160,11 @@ impl Ksm {
     }
 
     /// Changes a knob that needs an empty stable tree (`merge_across_nodes`,
-    /// `max_page_sharing`): `EBUSY` while KSM pages exist.
-    pub(crate) fn set_with_empty_stable_tree(&self, apply: impl FnOnce()) -> Result {
+    /// `max_page_sharing`, `merge_scope`): `EBUSY` while KSM pages exist.
+    pub(crate) fn set_with_empty_stable_tree(
+        &self,
+        apply: impl FnOnce(&mut crate::engine::Engine),
+    ) -> Result {
         let mut scanner = self.lock_scanner();
         // As `remove_all_stable_nodes()`: KSM pages no longer mapped are forgotten; one still
         // mapped (an exiting mm not torn down yet) keeps the knob as it is.
@@ -170,7 +173,7 @@ impl Ksm {
         {
             return Err(EBUSY);
         }
-        apply();
+        apply(&mut scanner.engine);
         Ok(())
     }
 }
@@ -199,7 +202,7 @@ pub(crate) fn set_merge_across_nodes(knob: u32) -> Result {
     }
     ksm()
         .ok_or(ENODEV)?
-        .set_with_empty_stable_tree(|| MERGE_ACROSS_NODES.store(knob, Relaxed))
+        .set_with_empty_stable_tree(|_| MERGE_ACROSS_NODES.store(knob, Relaxed))
 }
 
 /// Sets `max_page_sharing`.
@@ -209,7 +212,28 @@ pub(crate) fn set_max_page_sharing(knob: i32) -> Result {
     }
     ksm()
         .ok_or(ENODEV)?
-        .set_with_empty_stable_tree(|| MAX_PAGE_SHARING.store(knob, Relaxed))
+        .set_with_empty_stable_tree(|_| MAX_PAGE_SHARING.store(knob, Relaxed))
+}
+
+/// Sets `merge_scope` (see [`crate::domain`]): `EBUSY` while KSM pages exist, as
+/// `merge_across_nodes`.
+pub(crate) fn set_merge_scope(scope: u32) -> Result {
+    if MERGE_SCOPE.load(Relaxed) == scope {
+        return Ok(());
+    }
+    ksm().ok_or(ENODEV)?.set_with_empty_stable_tree(|engine| {
+        // The unstable tree's pages are in the trees of their domains of the old scope.
+        engine.unstable_clear();
+        MERGE_SCOPE.store(scope, Relaxed);
+    })
+}
+
+/// Writes the counts of each merge domain (`/sys/kernel/debug/ksm_rs/domains`).
+pub(crate) fn show_domains(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    match ksm() {
+        Some(k) => k.scanner.lock().engine.show_domains(f),
+        None => Ok(()),
+    }
 }
 
 /// Sets `advisor_mode`.

@@ -25,7 +25,8 @@
 //! `kpfn` changes under that lock too, by migration, and is read with acquire ordering.
 
 use crate::{
-    engine::{counter_dec, counter_inc, mm_add, next_in_group, tree_of, Engine},
+    domain::{retree, tree_of, Tree},
+    engine::{counter_dec, counter_inc, mm_add, next_in_group, Engine},
     hash::{checksum, folio_fingerprint, page_fingerprint, Hash},
     item::Item,
     merge::identical,
@@ -47,7 +48,7 @@ use kernel::{
 };
 
 /// Key of the stable tree: (tree, content hash, fingerprint, node id); see [`StableNode::key`].
-pub(crate) type SKey = (u32, Hash, u64, u64);
+pub(crate) type SKey = (Tree, Hash, u64, u64);
 
 /// One mapping of a KSM page (the stable side of `struct ksm_rmap_item`).
 #[derive(Clone, Copy)]
@@ -295,6 +296,7 @@ impl Engine {
         } else {
             counter_dec(&COUNTERS.pages_sharing);
         }
+        self.domain_mapping(node.key.0, empty, false);
         if let Some(mm) = self.mm_ptr(mmk) {
             mm_add(mm, 0, -1);
         }
@@ -307,7 +309,7 @@ impl Engine {
     /// contents would share a 64-bit hash and a 64-bit keyed fingerprint) are stepped over: the
     /// cost is O(`max` log n), whatever the length of the chain (`max_page_sharing=2` makes one
     /// duplicate per two mappings).
-    fn group_len(&self, sub: (u32, Hash, u64), class: u32, max: usize) -> usize {
+    fn group_len(&self, sub: (Tree, Hash, u64), class: u32, max: usize) -> usize {
         let mut n = 0;
         let mut key = (sub.0, sub.1, sub.2, 0);
         while n < max {
@@ -331,7 +333,7 @@ impl Engine {
     /// the same contents in its subgroup (the newest is looked at first, and a new KSM page that
     /// joins a chain has the contents of its newest node), else one that no node there has.
     /// Stale nodes met on the way are removed.
-    fn classify(&mut self, tree: u32, hash: Hash, kfolio: &Folio) -> (u64, u32) {
+    fn classify(&mut self, tree: Tree, hash: Hash, kfolio: &Folio) -> (u64, u32) {
         let mut key = (tree, hash, 0, 0);
         while let Some(k) =
             next_in_group(&self.stable, &key, |k| (k.0, k.1, k.2) == (tree, hash, 0))
@@ -387,6 +389,7 @@ impl Engine {
         let kpfn = node.kpfn.load(Relaxed);
         let traced = trace::remove_rmap_item_enabled();
         for (i, m) in maps.iter().enumerate() {
+            self.domain_mapping(key.0, i == 0, false);
             if i == 0 {
                 counter_dec(&COUNTERS.pages_shared);
             } else {
@@ -409,13 +412,14 @@ impl Engine {
             }
         }
         trace::remove_ksm_page(kpfn);
+        self.domain_node_removed(key.0);
         self.chain_changed((key.0, key.1, key.2), node.class, false);
         drop(node);
     }
 
     /// Updates the chain counters after a node of contents class `class` joined (`added`) or
     /// left the subgroup `sub`.
-    fn chain_changed(&self, sub: (u32, Hash, u64), class: u32, added: bool) {
+    fn chain_changed(&self, sub: (Tree, Hash, u64), class: u32, added: bool) {
         // `chain_delta` tells 0, 1, 2 and more than 2 nodes apart: count up to 3.
         let (chains, dups) = chain_delta(self.group_len(sub, class, 3), added);
         COUNTERS
@@ -424,13 +428,15 @@ impl Engine {
         COUNTERS.stable_node_dups.fetch_add(dups as u64, Relaxed);
     }
 
-    /// Makes the locked KSM folio `kfolio` a KSM page of the stable tree (`stable_tree_insert`).
+    /// Makes the locked KSM folio `kfolio` a KSM page of the stable tree of merge domain `dom`
+    /// (`stable_tree_insert`).
     pub(crate) fn stable_insert(
         &mut self,
         kfolio: &FolioLockGuard<'_>,
         hash: Hash,
+        dom: u64,
     ) -> Option<*const StableNode> {
-        let tree = tree_of(kfolio.nid());
+        let tree = tree_of(kfolio.nid(), dom);
         let (fp, class) = self.classify(tree, hash, kfolio);
         // Ids count down, so that a subgroup is visited newest first.
         let key = (tree, hash, fp, (u64::MAX >> 1) - self.next_id);
@@ -447,6 +453,7 @@ impl Engine {
             GFP_KERNEL,
         )
         .ok()?;
+        self.domain_node_added(tree).ok()?;
         self.next_id += 1;
         self.stable.insert(entry);
         let node = self.stable.get(&key)?;
@@ -477,7 +484,7 @@ impl Engine {
         // SAFETY: The folio (referenced) points to the node, so it is alive.
         let node = unsafe { &*old };
         let kfolio = page.folio();
-        if MERGE_ACROSS_NODES.load(Relaxed) != 0 || tree_of(kfolio.nid()) == node.key.0 {
+        if MERGE_ACROSS_NODES.load(Relaxed) != 0 || retree(node.key.0, kfolio.nid()) == node.key.0 {
             return old;
         }
         let Some(g) = lock_node_folio(node, kfolio) else {
@@ -485,7 +492,7 @@ impl Engine {
         };
         let (old_key, old_class) = (node.key, node.class);
         // Locked, the folio cannot migrate again; the frame tells it is the node's page.
-        let tree = tree_of(g.nid());
+        let tree = retree(old_key.0, g.nid());
         if node.kpfn.load(Relaxed) != g.pfn() || tree == old_key.0 {
             return old;
         }
@@ -573,6 +580,7 @@ impl Engine {
         } else {
             counter_inc(&COUNTERS.pages_sharing);
         }
+        self.domain_mapping(n.key.0, maps.len() == 1, true);
         if let Some(mm) = self.mm_ptr(mmk) {
             mm_add(mm, 0, 1);
         }
@@ -643,7 +651,7 @@ impl Engine {
         }
     }
 
-    /// Searches the stable tree for a KSM page with the contents of `page`
+    /// Searches the stable tree of merge domain `dom` for a KSM page with the contents of `page`
     /// (`stable_tree_search`). A KSM page that reached `max_page_sharing` is only returned if
     /// `page` is already mapped from it (a fork) or `bypass`.
     ///
@@ -655,6 +663,7 @@ impl Engine {
         page: &PageRef,
         hash: Hash,
         bypass: bool,
+        dom: u64,
     ) -> Option<(ARef<Folio>, *const StableNode)> {
         let folio = page.folio();
         let own = folio_stable_node(folio);
@@ -662,7 +671,7 @@ impl Engine {
             // A KSM page forked: its own node (`page_node` in `stable_tree_search()`).
             return Some((ARef::from(folio), own));
         }
-        let tree = tree_of(folio.nid());
+        let tree = tree_of(folio.nid(), dom);
         let same = |k: &SKey| k.0 == tree && k.1 == hash;
         // One lookup for a page of a hash no KSM page has: most pages.
         let first = next_in_group(&self.stable, &(tree, hash, 0, 0), same)?;
@@ -685,7 +694,7 @@ impl Engine {
     fn subgroup_search(
         &mut self,
         page: &PageRef,
-        sub: (u32, Hash, u64),
+        sub: (Tree, Hash, u64),
         bypass: bool,
     ) -> Option<(ARef<Folio>, *const StableNode)> {
         let folio = page.folio();

@@ -209,6 +209,35 @@ impl Attribute for AdvisorMode {
     }
 }
 
+/// `merge_scope` (ksm_rs only): `global`, `cgroup` or `process`, the current one in brackets.
+struct MergeScope;
+impl Attribute for MergeScope {
+    const NAME: &'static CStr = c_str!("merge_scope");
+    const WRITABLE: bool = true;
+    fn show(buf: &mut ShowBuffer) -> Result {
+        emit(
+            buf,
+            match MERGE_SCOPE.load(Relaxed) {
+                SCOPE_CGROUP => "global [cgroup] process",
+                SCOPE_PROCESS => "global cgroup [process]",
+                _ => "[global] cgroup process",
+            },
+        )
+    }
+    fn store(s: &CStr) -> Result {
+        let scope = if streq(s, c_str!("global")) {
+            SCOPE_GLOBAL
+        } else if streq(s, c_str!("cgroup")) {
+            SCOPE_CGROUP
+        } else if streq(s, c_str!("process")) {
+            SCOPE_PROCESS
+        } else {
+            return Err(EINVAL);
+        };
+        scan::set_merge_scope(scope)
+    }
+}
+
 rw_attr!(
     AdvisorMaxCpu,
     "advisor_max_cpu",
@@ -299,5 +328,7 @@ kernel::attribute_group!(
         AdvisorMinPagesToScan,
         AdvisorMaxPagesToScan,
         AdvisorTargetScanTime,
+        // The extensions of ksm_rs (Documentation/mm/ksm_rs.rst).
+        MergeScope,
     ]
 );

@@ -37,6 +37,15 @@ pub(crate) static STABLE_NODE_CHAINS_PRUNE_MILLISECS: Atomic<u32> = Atomic::new(
 /// `smart_scan`: skip pages that keep failing to merge.
 pub(crate) static SMART_SCAN: Atomic<bool> = Atomic::new(true);
 
+/// `merge_scope`: pages of any two address spaces may merge (upstream behaviour).
+pub(crate) const SCOPE_GLOBAL: u32 = 0;
+/// `merge_scope`: pages merge only within a memory cgroup (see [`crate::domain`]).
+pub(crate) const SCOPE_CGROUP: u32 = 1;
+/// `merge_scope`: pages merge only within a process and its forks (see [`crate::domain`]).
+pub(crate) const SCOPE_PROCESS: u32 = 2;
+/// `merge_scope`: one of the `SCOPE_*`; changed only under the scanner lock, with no KSM page.
+pub(crate) static MERGE_SCOPE: Atomic<u32> = Atomic::new(SCOPE_GLOBAL);
+
 /// `advisor_mode`: the advisor that sets `pages_to_scan`.
 pub(crate) static ADVISOR_SCAN_TIME: Atomic<bool> = Atomic::new(false);
 /// `advisor_max_cpu`: percent of a CPU ksmd may use (stored as `unsigned int`, like C).

@@ -21,9 +21,10 @@
 //! its mm's mmap lock (read), with a user reference on the mm, as `get_mergeable_page()` does.
 
 use crate::{
-    engine::{counter_inc, next_in_group, tree_of, Engine},
+    domain::{tree_nid, tree_of, Domains, Tree, NID_BITS},
+    engine::{counter_inc, next_in_group, Engine},
     hash::{checksum, page_fingerprint, Hash},
-    item::{Item, ItemRef},
+    item::{Item, ItemRef, REF_PAGE_BITS},
     merge::mergeable_page_at,
     tunables::*,
 };
@@ -39,7 +40,7 @@ use kernel::{
 
 /// Key of the unstable table's collision tree: (tree, checksum, fingerprint, item); see
 /// [`Engine::collide`].
-pub(crate) type CKey = (u32, u32, u64, ItemRef);
+pub(crate) type CKey = (Tree, u32, u64, ItemRef);
 
 /// What [`Engine::unstable_compare`] found.
 enum Compared {
@@ -54,9 +55,17 @@ enum Compared {
 }
 
 /// The unstable table's bucket for `(tree, checksum)`, of `buckets` (a power of two).
-fn bucket_of(tree: u32, sum: u32, buckets: usize) -> usize {
-    // `sum` is from a seeded xxh64: its low bits are as good as any.
-    (u64::from(sum) ^ u64::from(tree).wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize & (buckets - 1)
+fn bucket_of(tree: Tree, sum: u32, buckets: usize) -> usize {
+    // `sum` is from a seeded xxh64: its low bits are as good as any; the tree's are mixed in
+    // whole, so that the pages of many merge domains spread over the buckets too.
+    let t = tree.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (u64::from(sum) ^ t ^ (t >> 32)) as usize & (buckets - 1)
+}
+
+/// The unstable tree of item `r` (of value `it`) when it is in one: its mm's merge domain, and
+/// the NUMA node part that the item keeps.
+fn item_tree(doms: &[Domains], r: ItemRef, it: &Item) -> Tree {
+    (Engine::dom_of_id(doms, r >> REF_PAGE_BITS) << NID_BITS) | u64::from(it.nid())
 }
 
 /// The fewest buckets of the unstable table, once it has any.
@@ -68,7 +77,7 @@ pub(crate) const COLLIDE_CANDIDATES: usize = 8;
 impl Engine {
     /// Links item `r`, of unstable tree `tree` and checksum `hash`, into the unstable table;
     /// false if the table cannot grow for it.
-    fn unstable_link(&mut self, r: ItemRef, tree: u32, hash: u32) -> bool {
+    fn unstable_link(&mut self, r: ItemRef, tree: Tree, hash: u32) -> bool {
         // Chains of two on average at most: a bucket head costs 8 bytes, an item in a chain
         // one lookup in its chunk.
         if self.unstable_len >= 2 * self.unstable.len() && !self.unstable_grow() {
@@ -122,7 +131,7 @@ impl Engine {
                     break;
                 };
                 cur = it.link as u64;
-                let b = bucket_of(it.nid(), it.hash, n);
+                let b = bucket_of(item_tree(&self.doms, r, it), it.hash, n);
                 it.link = table[b] as usize;
                 table[b] = r + 1;
             }
@@ -133,7 +142,7 @@ impl Engine {
 
     /// Unlinks item `r`, of unstable tree `tree` and checksum `hash`, from the unstable table's
     /// buckets.
-    fn unstable_unlink(&mut self, r: ItemRef, tree: u32, hash: u32) {
+    fn unstable_unlink(&mut self, r: ItemRef, tree: Tree, hash: u32) {
         if self.unstable.is_empty() {
             return;
         }
@@ -166,11 +175,11 @@ impl Engine {
         if item.seq() != self.seq {
             return;
         }
+        let tree = item_tree(&self.doms, r, item);
         if item.collide() {
-            self.collide
-                .remove(&(item.nid(), item.hash, item.link as u64, r));
+            self.collide.remove(&(tree, item.hash, item.link as u64, r));
         } else {
-            self.unstable_unlink(r, item.nid(), item.hash);
+            self.unstable_unlink(r, tree, item.hash);
         }
     }
 
@@ -186,7 +195,7 @@ impl Engine {
     /// tree and checksum, other than `me`. The buckets hold at most one item per tree and
     /// checksum (the others are in the collision tree), so this is one walk of a bucket of two
     /// items on average, whatever the contents.
-    fn unstable_find(&mut self, tree: u32, sum: u32, me: ItemRef) -> Option<ItemRef> {
+    fn unstable_find(&mut self, tree: Tree, sum: u32, me: ItemRef) -> Option<ItemRef> {
         if self.unstable.is_empty() {
             return None;
         }
@@ -200,7 +209,7 @@ impl Engine {
                 return None;
             }
             cur = it.link as u64;
-            if it.nid() == tree && it.hash == sum && r != me {
+            if it.hash == sum && r != me && item_tree(&self.doms, r, it) == tree {
                 return Some(r);
             }
         }
@@ -231,7 +240,7 @@ impl Engine {
 
     /// Puts the unstable item `r`, of tree `tree` and checksum `sum`, in the collision tree with
     /// fingerprint `fp`, out of its bucket if `linked`; false if there is no memory for it.
-    fn collide_insert(&mut self, r: ItemRef, tree: u32, sum: u32, fp: u64, linked: bool) -> bool {
+    fn collide_insert(&mut self, r: ItemRef, tree: Tree, sum: u32, fp: u64, linked: bool) -> bool {
         let key = (tree, sum, fp, r);
         let Ok(entry) = RBTreeNode::new(key, (), GFP_KERNEL) else {
             return false;
@@ -265,7 +274,7 @@ impl Engine {
         hash: Hash,
     ) -> Option<(ARef<MmWithUserAsync>, usize, PageRef)> {
         let nid = page.folio().nid();
-        let tree = tree_of(nid);
+        let tree = tree_of(nid, self.dom_of(mmk));
         let sum = checksum(hash);
         let seq = self.seq;
         let me = self.item_ref(mmk, addr)?;
@@ -315,7 +324,7 @@ impl Engine {
         let it = self.item_mut(mmk, addr)?;
         it.set_unstable(true);
         it.set_seq(seq);
-        it.set_nid(tree);
+        it.set_nid(tree_nid(tree));
         it.hash = sum;
         let inserted = match fp {
             Some(f) => self.collide_insert(me, tree, sum, f, false),
@@ -344,6 +353,12 @@ mod tests {
             let mmk = m << 12;
             let id = e.ids.len() as u32;
             e.ids.push(mmk, GFP_KERNEL)?;
+            // Each its own process domain.
+            let d = Domains {
+                cgroup: 1,
+                process: m as u64,
+            };
+            e.doms.push(d, GFP_KERNEL)?;
             let mut items = ItemMap::new();
             for p in 0..pages {
                 let mut it = Item::new();
@@ -365,13 +380,13 @@ mod tests {
     }
 
     /// The items of the unstable table with `(tree, hash)`, as (mm key, address).
-    fn linked(e: &mut Engine, tree: u32, hash: u32) -> Result<KVec<(usize, usize)>> {
+    fn linked(e: &mut Engine, tree: Tree, hash: u32) -> Result<KVec<(usize, usize)>> {
         let mut out = KVec::new();
         let mut cur = e.unstable[bucket_of(tree, hash, e.unstable.len())];
         while cur != 0 {
             let it = Engine::item_at(&mut e.mms, &e.ids, cur - 1).ok_or(EINVAL)?;
             let link = it.link as u64;
-            if it.nid() == tree && it.hash == hash {
+            if item_tree(&e.doms, cur - 1, it) == tree && it.hash == hash {
                 out.push(e.ref_addr(cur - 1).ok_or(EINVAL)?, GFP_KERNEL)?;
             }
             cur = link;
@@ -390,13 +405,13 @@ mod tests {
                 let (mmk, addr) = (m << 12, p << PAGE_SHIFT);
                 // Two hashes, two trees.
                 let hash = (p % 2) as u32 + 1;
-                let tree = u32::from(p % 3 == 0);
+                let tree = u64::from(p % 3 == 0);
                 let r = e.item_ref(mmk, addr).ok_or(EINVAL)?;
                 let seq = e.seq;
                 let it = e.item_mut(mmk, addr).ok_or(EINVAL)?;
                 it.set_unstable(true);
                 it.set_seq(seq);
-                it.set_nid(tree);
+                it.set_nid(tree as u32);
                 it.hash = hash;
                 assert!(e.unstable_link(r, tree, hash));
             }
@@ -411,7 +426,7 @@ mod tests {
                 let p = addr >> PAGE_SHIFT;
                 assert!((1..=3).contains(&(mmk >> 12)));
                 assert_eq!((p % 2) as u32 + 1, hash);
-                assert_eq!(u32::from(p % 3 == 0), tree);
+                assert_eq!(u64::from(p % 3 == 0), tree);
             }
             total += l.len();
         }
@@ -480,6 +495,39 @@ mod tests {
         // A new scan starts with none.
         e.start_scan();
         assert!(e.collide.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn pages_of_other_domains_are_not_found() -> Result {
+        let scope = MERGE_SCOPE.load(Relaxed);
+        let mut e = Engine::new();
+        e.start_scan();
+        // Two mms of the same cgroup, each its own process domain, with pages of checksum 9.
+        fill(&mut e, 2, 1, 9)?;
+        let (a, b) = (
+            e.item_ref(1 << 12, 0).ok_or(EINVAL)?,
+            e.item_ref(2 << 12, 0).ok_or(EINVAL)?,
+        );
+        for scope_now in [SCOPE_PROCESS, SCOPE_CGROUP] {
+            MERGE_SCOPE.store(scope_now, Relaxed);
+            e.start_scan();
+            let (ta, tb) = (tree_of(0, e.dom_of(1 << 12)), tree_of(0, e.dom_of(2 << 12)));
+            let seq = e.seq;
+            let it = e.item_mut(1 << 12, 0).ok_or(EINVAL)?;
+            it.set_unstable(true);
+            it.set_seq(seq);
+            it.set_nid(tree_nid(ta));
+            assert!(e.unstable_link(a, ta, 9));
+            // Only in its own domain: b finds a under `cgroup`, not under `process`.
+            let found = e.unstable_find(tb, 9, b);
+            assert_eq!(found.is_some(), scope_now == SCOPE_CGROUP);
+            assert_eq!(e.unstable_find(ta, 9, b), Some(a));
+            let it = e.item(1 << 12, 0).ok_or(EINVAL)?;
+            e.unstable_remove(a, &it);
+            assert_eq!(e.unstable_len, 0);
+        }
+        MERGE_SCOPE.store(scope, Relaxed);
         Ok(())
     }
 }

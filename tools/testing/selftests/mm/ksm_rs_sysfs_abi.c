@@ -486,6 +486,16 @@ static const char * const ro_attrs[] = {
 };
 
 #define NR_RO	ARRAY_SIZE(ro_attrs)
+
+/*
+ * The opt-in knobs ksm_rs adds (Documentation/mm/ksm_rs.rst), which mm/ksm.c
+ * does not have: accepted in the listing, tested by their own selftests.
+ */
+static const char * const ext_attrs[] = {
+	"merge_scope",		/* ksm_rs_domains */
+};
+
+#define NR_EXT	ARRAY_SIZE(ext_attrs)
 #define NR_INTERPLAY	6
 
 static size_t pagesize;
@@ -838,6 +848,10 @@ static void check_listing(void)
 		for (i = 0; i < NR_RO; i++) {
 			if (!strcmp(de->d_name, ro_attrs[i]))
 				seen_ro[i] = known = true;
+		}
+		for (i = 0; i < NR_EXT; i++) {
+			if (!strcmp(de->d_name, ext_attrs[i]))
+				known = true;
 		}
 		if (!known) {
 			ksft_print_msg("   unexpected entry %s\n", de->d_name);

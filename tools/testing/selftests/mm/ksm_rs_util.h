@@ -94,7 +94,7 @@ struct saved_attr {
 	bool saved;
 };
 
-/* advisor_mode reads "[none] scan-time": keep the word in brackets. */
+/* advisor_mode reads "[none] scan-time", merge_scope "[global] ...": keep the word in brackets. */
 static inline void selected_word(char *val)
 {
 	char *open = strchr(val, '['), *close;
@@ -129,7 +129,8 @@ static inline bool saved_attr_set(struct saved_attr *attrs, size_t n,
 				       attr, strerror(errno));
 			return false;
 		}
-		if (!strcmp(attr, "advisor_mode"))
+		/* advisor_mode, merge_scope: "[none] scan-time" */
+		if (strchr(s->val, '['))
 			selected_word(s->val);
 		s->saved = true;
 	}
