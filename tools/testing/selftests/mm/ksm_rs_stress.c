@@ -41,7 +41,8 @@
  * The controller (the parent), unless --no-global: ksmd unthrottled
  * (sleep_millisecs=0, pages_to_scan 4000), NUMA balancing on, and at random
  * intervals run=0 then 1, run=2 then 1, max_page_sharing and
- * merge_across_nodes changes (run=2 first, then back to run=1), smart_scan,
+ * merge_across_nodes and (ksm_rs) merge_scope changes (run=2 first, then back
+ * to run=1), smart_scan,
  * use_zero_pages and numa_balancing flips, a memory block offlined and
  * onlined again; always: echo 1 > /proc/sys/vm/compact_memory. At the end,
  * run=2 must leave every counter of the trees at 0. Every attribute changed
@@ -151,7 +152,7 @@ enum op {
 	/* the controller's */
 	OP_RUN_0, OP_RUN_2, OP_MAX_PAGE_SHARING, OP_MERGE_ACROSS_NODES,
 	OP_SMART_SCAN, OP_USE_ZERO_PAGES, OP_COMPACT, OP_NUMA_BALANCING,
-	OP_MEM_OFFLINE,
+	OP_MEM_OFFLINE, OP_MERGE_SCOPE,
 	NR_OPS
 };
 
@@ -193,6 +194,7 @@ static const char *const op_names[NR_OPS] = {
 	[OP_COMPACT] = "compact_memory",
 	[OP_NUMA_BALANCING] = "numa_balancing flip",
 	[OP_MEM_OFFLINE] = "memory offline+online",
+	[OP_MERGE_SCOPE] = "merge_scope (ksm_rs)",
 };
 
 /* Observations, not failures: counted and printed. */
@@ -1924,6 +1926,7 @@ static void worker_main(int id, unsigned long until_ms, bool may_retire)
 static struct saved_attr saved_attrs[] = {
 	{ .name = "max_page_sharing" },
 	{ .name = "merge_across_nodes" },
+	{ .name = "merge_scope" },
 	{ .name = "use_zero_pages" },
 	{ .name = "smart_scan" },
 	{ .name = "pages_to_scan" },
@@ -2182,10 +2185,19 @@ static void global_op(void)
 	} else if (x < 39) {
 		set_with_run2(OP_MAX_PAGE_SHARING, "max_page_sharing",
 			      mps[rnd_below(ARRAY_SIZE(mps))]);
-	} else if (x < 51) {
+	} else if (x < 45) {
 		snprintf(val, sizeof(val), "%lu",
 			 ksm_ul("merge_across_nodes") == 1 ? 0UL : 1UL);
 		set_with_run2(OP_MERGE_ACROSS_NODES, "merge_across_nodes", val);
+	} else if (x < 51) {
+		/* ksm_rs's merge domains: workers are processes of one cgroup. */
+		static const char *const scopes[] = { "global", "cgroup", "process" };
+
+		if (access(KSM_DIR "/merge_scope", F_OK))
+			op_unsup(OP_MERGE_SCOPE, errno);
+		else
+			set_with_run2(OP_MERGE_SCOPE, "merge_scope",
+				      scopes[rnd_below(ARRAY_SIZE(scopes))]);
 	} else if (x < 61) {
 		snprintf(val, sizeof(val), "%lu",
 			 ksm_ul("smart_scan") == 1 ? 0UL : 1UL);
