@@ -106,7 +106,13 @@ pub(crate) fn threshold_kb(total_kb: u64, r: &Rules) -> u64 {
 ///
 /// `pages` stays within `[r.min, r.max]` whenever it changes; `r.min > r.max` (two tunables
 /// written in between) favours `r.max` and never panics.
-pub(crate) fn decide(active: bool, pages: u64, free_kb: u64, total_kb: u64, r: &Rules) -> (Decision, u64) {
+pub(crate) fn decide(
+    active: bool,
+    pages: u64,
+    free_kb: u64,
+    total_kb: u64,
+    r: &Rules,
+) -> (Decision, u64) {
     let bound = |p: u64| p.max(r.min).min(r.max);
     if free_kb < threshold_kb(total_kb, r) {
         let d = if active {

@@ -129,10 +129,9 @@ impl Ksm {
                 // `pages_to_scan` is an `unsigned int`: C truncates the `unsigned long` minimum.
                 PAGES_TO_SCAN.store(ADVISOR_MIN_PAGES_TO_SCAN.load(Relaxed) as u32, Relaxed);
             }
-            Advisor::Pressure => PAGES_TO_SCAN.store(
-                ADVISOR_PRESSURE_MIN_PAGES_TO_SCAN.load(Relaxed),
-                Relaxed,
-            ),
+            Advisor::Pressure => {
+                PAGES_TO_SCAN.store(ADVISOR_PRESSURE_MIN_PAGES_TO_SCAN.load(Relaxed), Relaxed)
+            }
             Advisor::None => PAGES_TO_SCAN.store(DEFAULT_PAGES_TO_SCAN, Relaxed),
         }
         drop(scanner);
