@@ -6,7 +6,7 @@
  * whose memory driver, fake-qemu.c, this test embeds as a child process):
  *
  *   idle    a small mergeable area only      ksmd held back, scans nothing
- *   short   a child holding 86 % of MemTotal  start, boost up to the maximum
+ *   short   a child holding most memory      start, boost up to the maximum
  *   plenty  the child gone                   decay down to the minimum, stop
  *
  * and checks:
@@ -346,6 +346,12 @@ static bool follow(unsigned long active, unsigned long until,
 			return true;
 		if (now_ms() > end)
 			return false;
+		/* The hog killed (by the OOM killer?) or failed: give up. */
+		if (hog > 0 && waitpid(hog, NULL, WNOHANG) == hog) {
+			ksft_print_msg("the memory hog exited\n");
+			hog = 0;
+			return false;
+		}
 		usleep(2000);
 	}
 }
@@ -410,7 +416,7 @@ static bool quiet(void)
 
 static void test_phases(bool mode_ok)
 {
-	unsigned long seq[MAX_SEQ] = { 0 }, scanned, total = meminfo_kb("MemTotal"), f;
+	unsigned long seq[MAX_SEQ] = { 0 }, scanned, total = meminfo_kb("MemTotal"), f, size;
 	int n = 0, ready = -1;
 	bool ok;
 
@@ -437,15 +443,20 @@ static void test_phases(bool mode_ok)
 	ksft_test_result(ok, "idle: plenty free, ksmd held back (active 0, pages_scanned still over %d ms)\n",
 			 QUIET_MS);
 
-	/* short: a child takes 86 % of MemTotal, as the parity test's qemu. */
+	/*
+	 * short: a child takes what leaves 60 % of thres free (86 % of MemTotal
+	 * on a 2 GiB guest, as the parity test's qemu; less where the kernel
+	 * takes more, as with KASAN).
+	 */
 	scanned = ksm_ul("pages_scanned");
-	hog = start_hog(total * 86 / 100, &ready);
+	size = f > thres_kb() ? f - thres_kb() * 6 / 10 : 0;
+	hog = size ? start_hog(size, &ready) : -1;
 	ok = hog > 0 && follow(1, MAX_PAGES, seq, &n);
 	print_seq("short: active, pages_to_scan", seq, n);
 	ok = ok && hog_ready(ready);
 	f = free_kb();
-	ksft_print_msg("short: hog %lu kB, free %lu kB, thres %lu kB\n",
-		       total * 86 / 100, f, thres_kb());
+	ksft_print_msg("short: hog %lu kB (%lu %% of MemTotal), free %lu kB, thres %lu kB\n",
+		       size, size * 100 / total, f, thres_kb());
 	expect(&ok, f < thres_kb(), "free >= thres with the hog\n");
 	check_seq(&ok, seq, n, true, BOOST, MAX_PAGES);
 	expect(&ok, ksm_ul("advisor_pressure_active") == 1, "active 0 while short\n");
