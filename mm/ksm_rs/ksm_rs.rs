@@ -15,6 +15,7 @@
 //! - [`tunables`]: the sysfs tunables and counters; [`sysfs`]: their files;
 //! - [`advisor`]: the scan-time advisor; [`trace`]: the tracepoints of `mm/ksm.c`;
 //! - [`domain`]: merge domains (`merge_scope`), which pages never merge across;
+//! - [`pressure`]: the pressure-following policy (`advisor_mode` = `pressure`, ksmtuned's rules);
 //! - [`engine`]: the merge engine, what ksmd does with each page (`cmp_and_merge_page`);
 //! - [`item`]: the item of a tracked page; [`items`]: the per-address-space map of items;
 //! - [`hash`]: the hash and the keyed fingerprint of a page's contents;
@@ -35,6 +36,7 @@ mod item;
 mod items;
 mod ksmd;
 mod merge;
+mod pressure;
 mod registry;
 mod rmap;
 mod scan;

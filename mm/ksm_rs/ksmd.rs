@@ -23,6 +23,7 @@ use crate::{
     advisor,
     engine::{mm_key, Engine},
     merge::mergeable_page_at,
+    pressure,
     scan::Ksm,
     trace,
     tunables::*,
@@ -57,6 +58,8 @@ pub(crate) struct Scanner {
     pub(crate) address: usize,
     /// The scan-time advisor.
     pub(crate) advisor: advisor::Ctx,
+    /// The pressure-following policy.
+    pub(crate) pressure: pressure::Ctx,
     /// Items of the mm at the cursor from here up to the next page found are stale.
     pub(crate) prune_from: usize,
     /// Memory is going offline: the stable tree must not be touched (`KSM_RUN_OFFLINE`).
@@ -75,21 +78,42 @@ pub(crate) struct Scanner {
 
 impl Ksm {
     /// ksmd: scans while there is work, sleeps otherwise, until asked to stop.
+    ///
+    /// With `advisor_mode` = `pressure`, the policy is evaluated before each batch once an
+    /// interval has passed; while it holds ksmd back, ksmd sleeps until the next evaluation
+    /// (woken early by `run` and `advisor_mode` changes, the freezer and `kthread_stop()`).
     pub(crate) fn thread(&self) {
         kernel::kthread::set_freezable();
         // Below normal priority, as `ksm_scan_thread()`.
         kernel::kthread::set_nice(5);
         while !kernel::kthread::should_stop() {
+            // Jiffies to the policy's next evaluation, when it holds ksmd back.
+            let mut held_back = None;
             {
                 let mut scanner = self.lock_scanner();
                 if Self::should_run(&self.registry.lock()) {
-                    self.do_scan(&mut scanner, PAGES_TO_SCAN.load(Relaxed));
+                    if ADVISOR_PRESSURE.load(Relaxed) && !scanner.pressure.tick() {
+                        held_back = Some(scanner.pressure.until_next());
+                    } else {
+                        self.do_scan(&mut scanner, PAGES_TO_SCAN.load(Relaxed));
+                    }
                 }
             }
             kernel::kthread::try_to_freeze();
 
             let mut reg = self.registry.lock();
             if Self::should_run(&reg) {
+                if let Some(timeout) = held_back {
+                    // Checked again under the registry lock, under which `advisor_mode` changes
+                    // notify `thread_wait`: a change since the evaluation is not missed. The wait
+                    // is interruptible: the freezer and `kthread_stop()` end it too.
+                    if ADVISOR_PRESSURE.load(Relaxed) && !ADVISOR_PRESSURE_ACTIVE.load(Relaxed) {
+                        let _ = self
+                            .thread_wait
+                            .wait_interruptible_timeout(&mut reg, timeout);
+                    }
+                    continue;
+                }
                 let sleep_ms = SLEEP_MILLISECS.load(Relaxed);
                 // `sleep_millisecs=0`: no sleep at all, as `wait_event_freezable_timeout()`
                 // with a zero timeout (a zero-jiffy wait would still sleep to the next tick).

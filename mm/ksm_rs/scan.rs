@@ -3,8 +3,8 @@
 // Copyright (C) 2026 The ksm-rs authors.
 
 //! KSM's global state ([`Ksm`]) and its controls: `run` (0, 1, 2), the tunables that need an
-//! empty stable tree (`merge_across_nodes`, `max_page_sharing`), the scan-time advisor, and
-//! memory hot-remove. The parts: [`crate::registry`] (the registered address spaces),
+//! empty stable tree (`merge_across_nodes`, `max_page_sharing`), the advisors (scan-time and
+//! pressure), and memory hot-remove. The parts: [`crate::registry`] (the registered address spaces),
 //! [`crate::ksmd`] (the thread and its scan cursor), [`crate::engine`] (the merge engine).
 //!
 //! # Lock order
@@ -13,7 +13,9 @@
 //! [`Ksm::registry`] (a spinlock; `ksm_mmlist_lock`). Callers from C may hold the mmap lock
 //! when they enter the registry (`__ksm_enter` from madvise) but never the scanner lock.
 
-use crate::{advisor, engine::Engine, ksmd::Scanner, registry::Registry, tunables::*, KSM};
+use crate::{
+    advisor, engine::Engine, ksmd::Scanner, pressure, registry::Registry, tunables::*, KSM,
+};
 use core::pin::Pin;
 use kernel::{
     new_condvar, new_mutex, new_spinlock,
@@ -60,6 +62,7 @@ impl Ksm {
                 Scanner {
                     address: 0,
                     advisor: advisor::Ctx::default(),
+                    pressure: pressure::Ctx::default(),
                     prune_from: 0,
                     offlining: false,
                     current: None,
@@ -108,18 +111,33 @@ impl Ksm {
         self.offline_wait.notify_all();
     }
 
-    /// Switches the advisor on or off (`advisor_mode`), as `set_advisor_defaults()` does.
-    pub(crate) fn set_advisor(&self, scan_time: bool) {
+    /// Switches the advisor (`advisor_mode`), as `set_advisor_defaults()` does: `pages_to_scan`
+    /// becomes the new advisor's minimum, or the default without one.
+    pub(crate) fn set_advisor(&self, mode: Advisor) {
         let mut scanner = self.scanner.lock();
-        if ADVISOR_SCAN_TIME.xchg(scan_time, Relaxed) == scan_time {
+        let old = Advisor::current();
+        if old == mode {
             return;
         }
-        if scan_time {
-            scanner.advisor.reset();
-            // `pages_to_scan` is an `unsigned int`: C truncates the `unsigned long` minimum.
-            PAGES_TO_SCAN.store(ADVISOR_MIN_PAGES_TO_SCAN.load(Relaxed) as u32, Relaxed);
-        } else {
-            PAGES_TO_SCAN.store(DEFAULT_PAGES_TO_SCAN, Relaxed);
+        ADVISOR_SCAN_TIME.store(mode == Advisor::ScanTime, Relaxed);
+        ADVISOR_PRESSURE.store(mode == Advisor::Pressure, Relaxed);
+        // Held back until the policy's first evaluation; inactive without the policy.
+        scanner.pressure.reset();
+        match mode {
+            Advisor::ScanTime => {
+                scanner.advisor.reset();
+                // `pages_to_scan` is an `unsigned int`: C truncates the `unsigned long` minimum.
+                PAGES_TO_SCAN.store(ADVISOR_MIN_PAGES_TO_SCAN.load(Relaxed) as u32, Relaxed);
+            }
+            Advisor::Pressure => {
+                PAGES_TO_SCAN.store(ADVISOR_PRESSURE_MIN_PAGES_TO_SCAN.load(Relaxed), Relaxed)
+            }
+            Advisor::None => PAGES_TO_SCAN.store(DEFAULT_PAGES_TO_SCAN, Relaxed),
+        }
+        drop(scanner);
+        if old == Advisor::Pressure || mode == Advisor::Pressure {
+            // ksmd, perhaps held back by the policy for an interval, re-evaluates at once.
+            self.wake_thread();
         }
     }
 
@@ -236,8 +254,32 @@ pub(crate) fn show_domains(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Resul
     }
 }
 
+/// The advisors of `advisor_mode`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Advisor {
+    /// `none`: `pages_to_scan` is the user's.
+    None,
+    /// `scan-time`: the scan-time advisor ([`crate::advisor`]).
+    ScanTime,
+    /// `pressure`: the pressure-following policy ([`crate::pressure`]), a ksm_rs extension.
+    Pressure,
+}
+
+impl Advisor {
+    /// The advisor now selected.
+    pub(crate) fn current() -> Self {
+        if ADVISOR_SCAN_TIME.load(Relaxed) {
+            Self::ScanTime
+        } else if ADVISOR_PRESSURE.load(Relaxed) {
+            Self::Pressure
+        } else {
+            Self::None
+        }
+    }
+}
+
 /// Sets `advisor_mode`.
-pub(crate) fn set_advisor(scan_time: bool) -> Result {
-    ksm().ok_or(ENODEV)?.set_advisor(scan_time);
+pub(crate) fn set_advisor(mode: Advisor) -> Result {
+    ksm().ok_or(ENODEV)?.set_advisor(mode);
     Ok(())
 }

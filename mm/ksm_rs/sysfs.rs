@@ -65,7 +65,8 @@ rw_attr!(
     "pages_to_scan",
     PAGES_TO_SCAN.load(Relaxed),
     |s| {
-        if ADVISOR_SCAN_TIME.load(Relaxed) {
+        // An advisor sets it: `scan-time` as in C, `pressure` likewise.
+        if ADVISOR_SCAN_TIME.load(Relaxed) || ADVISOR_PRESSURE.load(Relaxed) {
             return Err(EINVAL);
         }
         PAGES_TO_SCAN.store(parse_uint(s).map_err(einval)?, Relaxed);
@@ -182,7 +183,10 @@ rw_attr!(
     }
 );
 
-/// `advisor_mode`: `none` or `scan-time`, the current one in brackets.
+/// `advisor_mode`: `none`, `scan-time` or `pressure`, the current one in brackets.
+///
+/// `pressure` is a ksm_rs extension: it is listed only while selected, so that in the upstream
+/// modes the file reads byte for byte as in `mm/ksm.c` (tools that parse it see no change).
 struct AdvisorMode;
 impl Attribute for AdvisorMode {
     const NAME: &'static CStr = c_str!("advisor_mode");
@@ -190,22 +194,24 @@ impl Attribute for AdvisorMode {
     fn show(buf: &mut ShowBuffer) -> Result {
         emit(
             buf,
-            if ADVISOR_SCAN_TIME.load(Relaxed) {
-                "none [scan-time]"
-            } else {
-                "[none] scan-time"
+            match scan::Advisor::current() {
+                scan::Advisor::None => "[none] scan-time",
+                scan::Advisor::ScanTime => "none [scan-time]",
+                scan::Advisor::Pressure => "none scan-time [pressure]",
             },
         )
     }
     fn store(s: &CStr) -> Result {
-        let scan_time = if streq(s, c_str!("scan-time")) {
-            true
+        let mode = if streq(s, c_str!("scan-time")) {
+            scan::Advisor::ScanTime
         } else if streq(s, c_str!("none")) {
-            false
+            scan::Advisor::None
+        } else if streq(s, c_str!("pressure")) {
+            scan::Advisor::Pressure
         } else {
             return Err(EINVAL);
         };
-        scan::set_advisor(scan_time)
+        scan::set_advisor(mode)
     }
 }
 
@@ -283,6 +289,110 @@ rw_attr!(
     }
 );
 
+// The pressure-following policy ([`crate::pressure`]), a ksm_rs extension: its tunables, all
+// `unsigned int` but `advisor_pressure_thres_kbytes`; nonsense values are `EINVAL`.
+
+rw_attr!(
+    AdvisorPressureIntervalMillisecs,
+    "advisor_pressure_interval_millisecs",
+    ADVISOR_PRESSURE_INTERVAL_MILLISECS.load(Relaxed),
+    |s| {
+        let v = parse_uint(s).map_err(einval)?;
+        if v == 0 {
+            return Err(EINVAL);
+        }
+        ADVISOR_PRESSURE_INTERVAL_MILLISECS.store(v, Relaxed);
+        Ok(())
+    }
+);
+
+rw_attr!(
+    AdvisorPressureBoost,
+    "advisor_pressure_boost",
+    ADVISOR_PRESSURE_BOOST.load(Relaxed),
+    |s| {
+        let v = parse_uint(s).map_err(einval)?;
+        if v == 0 {
+            return Err(EINVAL);
+        }
+        ADVISOR_PRESSURE_BOOST.store(v, Relaxed);
+        Ok(())
+    }
+);
+
+rw_attr!(
+    AdvisorPressureDecay,
+    "advisor_pressure_decay",
+    ADVISOR_PRESSURE_DECAY.load(Relaxed),
+    |s| {
+        // Zero would keep ksmd scanning forever once started.
+        let v = parse_uint(s).map_err(einval)?;
+        if v == 0 {
+            return Err(EINVAL);
+        }
+        ADVISOR_PRESSURE_DECAY.store(v, Relaxed);
+        Ok(())
+    }
+);
+
+rw_attr!(
+    AdvisorPressureMinPagesToScan,
+    "advisor_pressure_min_pages_to_scan",
+    ADVISOR_PRESSURE_MIN_PAGES_TO_SCAN.load(Relaxed),
+    |s| {
+        let v = parse_uint(s).map_err(einval)?;
+        if v == 0 || v > ADVISOR_PRESSURE_MAX_PAGES_TO_SCAN.load(Relaxed) {
+            return Err(EINVAL);
+        }
+        ADVISOR_PRESSURE_MIN_PAGES_TO_SCAN.store(v, Relaxed);
+        Ok(())
+    }
+);
+
+rw_attr!(
+    AdvisorPressureMaxPagesToScan,
+    "advisor_pressure_max_pages_to_scan",
+    ADVISOR_PRESSURE_MAX_PAGES_TO_SCAN.load(Relaxed),
+    |s| {
+        let v = parse_uint(s).map_err(einval)?;
+        if v < ADVISOR_PRESSURE_MIN_PAGES_TO_SCAN.load(Relaxed) {
+            return Err(EINVAL);
+        }
+        ADVISOR_PRESSURE_MAX_PAGES_TO_SCAN.store(v, Relaxed);
+        Ok(())
+    }
+);
+
+rw_attr!(
+    AdvisorPressureThresPercent,
+    "advisor_pressure_thres_percent",
+    ADVISOR_PRESSURE_THRES_PERCENT.load(Relaxed),
+    |s| {
+        let v = parse_uint(s).map_err(einval)?;
+        if v > 100 {
+            return Err(EINVAL);
+        }
+        ADVISOR_PRESSURE_THRES_PERCENT.store(v, Relaxed);
+        Ok(())
+    }
+);
+
+rw_attr!(
+    AdvisorPressureThresKbytes,
+    "advisor_pressure_thres_kbytes",
+    ADVISOR_PRESSURE_THRES_KBYTES.load(Relaxed),
+    |s| {
+        ADVISOR_PRESSURE_THRES_KBYTES.store(parse_ulong(s).map_err(einval)?, Relaxed);
+        Ok(())
+    }
+);
+
+ro_attr!(
+    AdvisorPressureActive,
+    "advisor_pressure_active",
+    u32::from(ADVISOR_PRESSURE_ACTIVE.load(Relaxed))
+);
+
 /// `pages_volatile`: tracked pages in neither tree; never shown negative.
 fn pages_volatile() -> i64 {
     let c = &COUNTERS;
@@ -330,5 +440,13 @@ kernel::attribute_group!(
         AdvisorTargetScanTime,
         // The extensions of ksm_rs (Documentation/mm/ksm_rs.rst).
         MergeScope,
+        AdvisorPressureIntervalMillisecs,
+        AdvisorPressureBoost,
+        AdvisorPressureDecay,
+        AdvisorPressureMinPagesToScan,
+        AdvisorPressureMaxPagesToScan,
+        AdvisorPressureThresPercent,
+        AdvisorPressureThresKbytes,
+        AdvisorPressureActive,
     ]
 );

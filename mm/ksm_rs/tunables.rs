@@ -57,6 +57,31 @@ pub(crate) static ADVISOR_MAX_PAGES_TO_SCAN: Atomic<u64> = Atomic::new(30000);
 /// `advisor_target_scan_time`: seconds per full scan the advisor aims at.
 pub(crate) static ADVISOR_TARGET_SCAN_TIME: Atomic<u64> = Atomic::new(200);
 
+/// `advisor_mode` = `pressure`: the pressure-following policy ([`crate::pressure`]) decides
+/// when ksmd scans and sets `pages_to_scan`. Never set together with [`ADVISOR_SCAN_TIME`].
+pub(crate) static ADVISOR_PRESSURE: Atomic<bool> = Atomic::new(false);
+/// `advisor_pressure_active` (read-only): the pressure policy lets ksmd scan.
+pub(crate) static ADVISOR_PRESSURE_ACTIVE: Atomic<bool> = Atomic::new(false);
+/// `advisor_pressure_interval_millisecs`: time between two evaluations (ksmtuned's
+/// `KSM_MONITOR_INTERVAL`, 60 s).
+pub(crate) static ADVISOR_PRESSURE_INTERVAL_MILLISECS: Atomic<u32> = Atomic::new(60_000);
+/// `advisor_pressure_boost`: pages added to `pages_to_scan` while memory is short
+/// (`KSM_NPAGES_BOOST`).
+pub(crate) static ADVISOR_PRESSURE_BOOST: Atomic<u32> = Atomic::new(300);
+/// `advisor_pressure_decay`: pages taken from `pages_to_scan` once memory is plentiful
+/// (`KSM_NPAGES_DECAY`, -50, as a positive number).
+pub(crate) static ADVISOR_PRESSURE_DECAY: Atomic<u32> = Atomic::new(50);
+/// `advisor_pressure_min_pages_to_scan` (`KSM_NPAGES_MIN`).
+pub(crate) static ADVISOR_PRESSURE_MIN_PAGES_TO_SCAN: Atomic<u32> = Atomic::new(64);
+/// `advisor_pressure_max_pages_to_scan` (`KSM_NPAGES_MAX`).
+pub(crate) static ADVISOR_PRESSURE_MAX_PAGES_TO_SCAN: Atomic<u32> = Atomic::new(1250);
+/// `advisor_pressure_thres_percent`: memory is short below this percentage of `MemTotal` free
+/// (`KSM_THRES_COEF`).
+pub(crate) static ADVISOR_PRESSURE_THRES_PERCENT: Atomic<u32> = Atomic::new(20);
+/// `advisor_pressure_thres_kbytes`: ... or below this many kB free, whichever is more
+/// (`KSM_THRES_CONST`).
+pub(crate) static ADVISOR_PRESSURE_THRES_KBYTES: Atomic<u64> = Atomic::new(2048);
+
 /// The counters shown in sysfs.
 pub(crate) struct Counters {
     /// `pages_scanned`.

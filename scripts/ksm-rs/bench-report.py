@@ -73,6 +73,17 @@ KEYS = {
     "scan_cpu_sparse": ("ksmd CPU per full scan, 32 TiB MAP_NORESERVE with 1 page", "lower", None),
     "rmap_walk_many_vmas": ("move_pages() of a KSM page in 20000 VMAs of one anon_vma "
                             "(median of 5)", "lower", None),
+    # Memory pressure that comes and goes. advisor_mode pressure is ksm_rs's only: mm/ksm.c
+    # prints its pressure_* keys as "n/a", which parse() skips (C shows "-", no ratio).
+    "pressure_always_on_ksmd_cpu_ms": ("pressure comes and goes (2 x 86 % of MemTotal): ksmd "
+                                       "CPU with ksmd always on (advisor_mode none)", "lower",
+                                       None),
+    "pressure_always_on_pages_sharing": ("the same: the most pages_sharing seen", "higher",
+                                         None),
+    "pressure_ksmd_cpu_ms": ("the same under advisor_mode pressure (ksm_rs only)", "lower",
+                             None),
+    "pressure_pages_sharing": ("the same under advisor_mode pressure: the most pages_sharing "
+                               "seen (ksm_rs only)", "higher", None),
 }
 REQUIRED = ["merge", "merge_thp", "merge_thp_passes", "unmerge", "cow", "scan_cpu_per_gib",
             "scan_cpu_per_gib_smart", "converge_seconds", "metadata_bytes_per_page",

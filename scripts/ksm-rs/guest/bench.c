@@ -67,6 +67,20 @@
  *                                one MAP_NORESERVE mapping of SIZE_GIB with
  *                                one page populated: ksmd CPU per full scan,
  *                                unthrottled, over SECONDS (scan_cpu_sparse).
+ *   pressure MODE PERCENT SECONDS CYCLES
+ *                                memory pressure that comes and goes: a 32 MiB
+ *                                mergeable area (half of it duplicates) is
+ *                                there throughout; CYCLES times, SECONDS idle,
+ *                                then a child writes PERCENT % of MemTotal of
+ *                                identical mergeable pages (THPs, as
+ *                                fake-qemu) and holds them SECONDS, then
+ *                                SECONDS after it is gone. advisor_mode MODE
+ *                                (pressure: interval 1 s, the other
+ *                                advisor_pressure_* at ksmtuned's defaults;
+ *                                none: ksmd always on), pages_to_scan 100,
+ *                                sleep 20 ms: ksmd's CPU over it all and the
+ *                                most pages_sharing seen (pressure_*, or
+ *                                pressure_always_on_* for none).
  *   rmap_vmas NVMAS [TIMEOUT]    one KSM page in a region of NVMAS one-page
  *                                VMAs (mprotect() of every other page) of one
  *                                anon_vma: milliseconds of one move_pages()
@@ -78,6 +92,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1313,6 +1328,135 @@ out:
 	return rc;
 }
 
+static bool ksm_write_str(const char *name, const char *v)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), KSM "%s", name);
+	f = fopen(path, "w");
+	if (!f)
+		return false;
+	if (fputs(v, f) < 0) {
+		fclose(f);
+		return false;
+	}
+	return !fclose(f);
+}
+
+/* MemTotal in kB. */
+static unsigned long mem_total_kb(void)
+{
+	char line[256];
+	unsigned long kb = 0;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %lu kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* Waits @secs, noting the most pages_sharing seen in *@max_sharing. */
+static void pressure_watch(double secs, unsigned long *max_sharing,
+			   unsigned long *active_samples, unsigned long *samples)
+{
+	double end = now() + secs;
+
+	while (now() < end) {
+		unsigned long s = ksm_read("pages_sharing");
+
+		if (s > *max_sharing)
+			*max_sharing = s;
+		if (!access(KSM "advisor_pressure_active", F_OK))
+			*active_samples += ksm_read("advisor_pressure_active");
+		(*samples)++;
+		usleep(100000);
+	}
+}
+
+static int cmd_pressure(const char *mode, long pct, double secs, int cycles)
+{
+	const char *key = strcmp(mode, "none") ? "pressure" : "pressure_always_on";
+	unsigned long max_sharing = 0, active = 0, samples = 0;
+	size_t area = 32 * MIB, hog = mem_total_kb() * 1024 / 100 * pct, off;
+	double c0, t0, fill = 0;
+	char *p;
+	long i;
+	int c;
+
+	ksm_setup(100, 20, 1);
+	if (!ksm_write_str("advisor_mode", "none"))
+		die("advisor_mode none: %s\n", strerror(errno));
+	ksm_write("pages_to_scan", 100);
+	p = map(area);
+	for (i = 0; i < (long)(area / page_size); i++)
+		fill_pattern(p + i * page_size, i < (long)(area / page_size / 2) ? 1 : i);
+	if (madvise(p, area, MADV_MERGEABLE))
+		die("madvise: %s\n", strerror(errno));
+	if (strcmp(mode, "none")) {
+		if (!ksm_write_str("advisor_mode", mode)) {
+			printf("### bench: %s_ksmd_cpu_ms n/a\n", key);
+			printf("#   %s: advisor_mode %s: %s\n", key, mode, strerror(errno));
+			munmap(p, area);
+			return 0;
+		}
+		ksm_write("advisor_pressure_interval_millisecs", 1000);
+	}
+	c0 = ksmd_cpu();
+	t0 = now();
+	ksm_write("run", 1);
+	for (c = 0; c < cycles; c++) {
+		int pfd[2];
+		double f0;
+		pid_t pid;
+		char b;
+
+		pressure_watch(secs, &max_sharing, &active, &samples);
+		if (pipe(pfd))
+			die("pipe: %s\n", strerror(errno));
+		f0 = now();
+		pid = fork_child();
+		if (!pid) {
+			char *h = mmap(NULL, hog, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+			if (h == MAP_FAILED)
+				_exit(1);
+			madvise(h, hog, MADV_HUGEPAGE);
+			madvise(h, hog, MADV_MERGEABLE);
+			for (off = 0; off < hog; off += page_size)
+				fill_pattern(h + off, 7);
+			if (write(pfd[1], "r", 1) != 1)
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		close(pfd[1]);
+		if (read(pfd[0], &b, 1) != 1)
+			die("the hog of %zu MiB died\n", hog / MIB);
+		close(pfd[0]);
+		fill += now() - f0;
+		pressure_watch(secs, &max_sharing, &active, &samples);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		pressure_watch(secs, &max_sharing, &active, &samples);
+	}
+	printf("### bench: %s_ksmd_cpu_ms %.0f ms\n", key, (ksmd_cpu() - c0) * 1000);
+	printf("### bench: %s_pages_sharing %lu pages\n", key, max_sharing);
+	printf("#   %s: %d cycles of %.0f s idle, %ld %% of MemTotal (%zu MiB) written in %.1f s on average and held %.0f s, %.0f s after; %.0f s in all; %lu of %lu samples active\n",
+	       key, cycles, secs, pct, hog / MIB, fill / cycles, secs, secs, now() - t0,
+	       active, samples);
+	ksm_write("run", 2);
+	if (strcmp(mode, "none"))
+		ksm_write_str("advisor_mode", "none");
+	ksm_write("pages_to_scan", 100);
+	munmap(p, area);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	double timeout = 600;
@@ -1364,7 +1508,10 @@ int main(int argc, char **argv)
 		if (argc <= 5)
 			return cmd_sparse(atol(argv[2]), atof(argv[3]), timeout);
 	}
+	if (argc == 6 && !strcmp(argv[1], "pressure"))
+		return cmd_pressure(argv[2], atol(argv[3]), atof(argv[4]), atoi(argv[5]));
 	fprintf(stderr, "usage: ksm-rs-bench-tool scan SIZE_MIB SMART | converge NPROC SIZE_MIB DUP VOLATILE | merge SIZE_MIB PAGES SLEEP | thp_passes NTHP [TIMEOUT]\n"
-		"       ksm-rs-bench-tool unshare NPROC SIZE_MIB | scan_pages collide|anyseed|random NPAGES | merge_collide[_anyseed] NPAGES | sparse SIZE_GIB SECONDS | rmap_vmas NVMAS  [TIMEOUT]\n");
+		"       ksm-rs-bench-tool unshare NPROC SIZE_MIB | scan_pages collide|anyseed|random NPAGES | merge_collide[_anyseed] NPAGES | sparse SIZE_GIB SECONDS | rmap_vmas NVMAS  [TIMEOUT]\n"
+		"       ksm-rs-bench-tool pressure none|pressure PERCENT SECONDS CYCLES\n");
 	return 2;
 }
