@@ -254,6 +254,18 @@ rw_attr!(
     }
 );
 
+/// `merge_now` (Rust only): a write-only command, `<pid> <start> <end>`; see
+/// [`crate::merge_now`].
+struct MergeNow;
+impl Attribute for MergeNow {
+    const NAME: &'static CStr = c_str!("merge_now");
+    const WRITABLE: bool = true;
+    const READABLE: bool = false;
+    fn store(s: &CStr) -> Result {
+        crate::merge_now::store(s)
+    }
+}
+
 /// `pages_volatile`: tracked pages in neither tree; never shown negative.
 fn pages_volatile() -> i64 {
     let c = &COUNTERS;
@@ -299,5 +311,7 @@ kernel::attribute_group!(
         AdvisorMinPagesToScan,
         AdvisorMaxPagesToScan,
         AdvisorTargetScanTime,
+        // Rust-only extensions.
+        MergeNow,
     ]
 );
