@@ -496,6 +496,14 @@ static char orig[NR_RW][VAL_MAX];
 static bool have_orig[NR_RW];
 static bool restored;
 
+/*
+ * Rust-only extensions of ksm_rs, absent from mm/ksm.c: accepted in the
+ * listing, not counted as upstream attributes (each has its own selftest).
+ */
+static const char * const rust_only_attrs[] = {
+	"merge_now",	/* ksm_rs_merge_now */
+};
+
 static bool present(const struct rw_attr *a)
 {
 	return !a->numa || numa;
@@ -838,6 +846,13 @@ static void check_listing(void)
 		for (i = 0; i < NR_RO; i++) {
 			if (!strcmp(de->d_name, ro_attrs[i]))
 				seen_ro[i] = known = true;
+		}
+		for (i = 0; i < ARRAY_SIZE(rust_only_attrs); i++) {
+			if (!strcmp(de->d_name, rust_only_attrs[i])) {
+				ksft_print_msg("   Rust-only extension %s\n",
+					       de->d_name);
+				known = true;
+			}
 		}
 		if (!known) {
 			ksft_print_msg("   unexpected entry %s\n", de->d_name);
