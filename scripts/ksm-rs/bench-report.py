@@ -73,6 +73,11 @@ KEYS = {
     "scan_cpu_sparse": ("ksmd CPU per full scan, 32 TiB MAP_NORESERVE with 1 page", "lower", None),
     "rmap_walk_many_vmas": ("move_pages() of a KSM page in 20000 VMAs of one anon_vma "
                             "(median of 5)", "lower", None),
+    # Rust only: mm/ksm.c has no merge_now, its value is "n/a" (left out, not a failure).
+    "merge_now_seconds": ("two 256 MiB processes of one contents: seconds until merged with "
+                          "one merge_now each, ksmd stopped (Rust only)", "lower", None),
+    "merge_now_ksmd_seconds": ("the same merged by ksmd alone, advisor_mode=scan-time and "
+                               "default tunables", "lower", None),
 }
 REQUIRED = ["merge", "merge_thp", "merge_thp_passes", "unmerge", "cow", "scan_cpu_per_gib",
             "scan_cpu_per_gib_smart", "converge_seconds", "metadata_bytes_per_page",
