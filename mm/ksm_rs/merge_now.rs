@@ -289,3 +289,46 @@ pub(crate) fn store(input: &CStr) -> Result {
     let req = Request::parse(input)?;
     ksm().ok_or(ENODEV)?.merge_now(&req)
 }
+
+#[kunit_tests(ksm_rs_merge_now)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &CStr) -> Result<(Pid, usize, usize)> {
+        Request::parse(s).map(|r| (r.pid, r.start, r.end))
+    }
+
+    #[test]
+    fn parses_like_kstrtoul_base_0() {
+        assert_eq!(parse(c"1 0x1000 0x3000\n"), Ok((1, 0x1000, 0x3000)));
+        assert_eq!(parse(c"42\t4096  8192"), Ok((42, 4096, 8192)));
+        // A leading 0 is octal, as for kstrtoul(s, 0).
+        assert_eq!(parse(c"7 010000 020000"), Ok((7, 4096, 8192)));
+        // `end` is rounded up to a page.
+        assert_eq!(parse(c"7 0x1000 0x1001"), Ok((7, 0x1000, 0x2000)));
+    }
+
+    #[test]
+    fn rejects_malformed_lines() {
+        for s in [
+            c"",
+            c"\n",
+            c"1 0x1000",
+            c"1 0x1000 0x2000 3",
+            c"0 0x1000 0x2000",
+            c"-1 0x1000 0x2000",
+            c"0x1 0x1000 0x2000",
+            c"1 0x1001 0x2000",
+            c"1 0x2000 0x2000",
+            c"1 0x2000 0x1000",
+            c"1 0x1000 0x2000\n\n",
+            c"1 0x1000\n0x2000",
+            c"1 0x1000 0x10000000000000000",
+            c"1 0x1000 0xfffffffffffff001",
+            c"99999999999 0x1000 0x2000",
+            c"1 0x1000 0x0000000000000000000000000000002000",
+        ] {
+            assert_eq!(parse(s), Err(EINVAL));
+        }
+    }
+}

@@ -17,8 +17,9 @@
  *    CAP_SYS_ADMIN (the file opened as root first); EBUSY at run=2;
  *  - a range that is not mergeable (no MADV_MERGEABLE) merges nothing; a
  *    range partly unmapped merges what is mapped;
- *  - processes killed while a merge_now scans them (the kernel must stay
- *    consistent: run=2 then leaves no KSM page behind).
+ *  - processes killed while a merge_now scans them, and a writer killed
+ *    during a write (the kernel must stay consistent: run=2 then leaves no
+ *    KSM page behind).
  *
  * On KSM=c (KSM_RS_KSM=c, set by the ksm-rs VM) there is no merge_now: the
  * test checks that it is absent and that ksmd still merges the same two
@@ -50,9 +51,10 @@
 #include "ksm_rs_util.h"
 
 #define MERGE_NOW		KSM_DIR "/merge_now"
-#define NR_TESTS		16
+#define NR_TESTS		17
 #define NR_TESTS_C		2
 #define NPAGES			256
+#define BIG_PAGES		16384
 #define SEED_SAME		0x5eedULL
 #define SEED_OTHER		0x0dd5eedULL
 #define RACE_ROUNDS		24
@@ -73,6 +75,7 @@ enum child_kind {
 	MERGEABLE,	/* NPAGES pages, MADV_MERGEABLE */
 	SPLIT,		/* NPAGES pages not mergeable, 4 mergeable elsewhere */
 	PLAIN,		/* NPAGES pages, the process never registered */
+	BIG,		/* BIG_PAGES pages, MADV_MERGEABLE */
 };
 
 struct child {
@@ -120,15 +123,17 @@ static char *map_pages(size_t npages)
 
 static void child_main(enum child_kind kind, uint64_t seed, int cmd, int reply)
 {
+	size_t npages = kind == BIG ? BIG_PAGES : NPAGES;
 	bool unmapped = false;
-	char *p = map_pages(NPAGES), *other;
+	char *p = map_pages(npages), *other;
 	unsigned long addr = (unsigned long)p;
 	size_t i;
 	char c;
 
 	if (!p)
 		_exit(2);
-	if (kind == MERGEABLE && madvise(p, NPAGES * page_size, MADV_MERGEABLE))
+	if ((kind == MERGEABLE || kind == BIG) &&
+	    madvise(p, npages * page_size, MADV_MERGEABLE))
 		_exit(3);
 	if (kind == SPLIT) {
 		other = map_pages(4);
@@ -136,7 +141,7 @@ static void child_main(enum child_kind kind, uint64_t seed, int cmd, int reply)
 			_exit(3);
 		fill(other, 4, SEED_OTHER);
 	}
-	fill(p, NPAGES, seed);
+	fill(p, npages, seed);
 	if (write(reply, &addr, sizeof(addr)) != sizeof(addr))
 		_exit(4);
 	while (read(cmd, &c, 1) == 1) {
@@ -595,6 +600,44 @@ static void test_race(void)
 			 RACE_ROUNDS);
 }
 
+static void test_killed_writer(void)
+{
+	unsigned long end;
+	struct child c = { };
+	bool ok = spawn(&c, BIG, SEED_OTHER);
+	int status = 0, err, fd[2];
+	pid_t w;
+	char x = 0;
+
+	if (ok && !pipe(fd)) {
+		end = c.addr + BIG_PAGES * page_size;
+		fflush(stdout);
+		w = fork();
+		if (!w) {
+			if (write(fd[1], &x, 1) != 1)
+				_exit(1);
+			merge_now(c.pid, c.addr, end);
+			for (;;)
+				pause();
+		}
+		ok = w > 0 && read(fd[0], &x, 1) == 1;
+		usleep(20000);
+		if (w > 0) {
+			kill(w, SIGKILL);
+			waitpid(w, &status, 0);
+		}
+		expect(&ok, WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+		       "the writer was not killed: status 0x%x\n", status);
+		err = merge_now(c.pid, c.addr, end);
+		expect(&ok, !err, "merge_now after: errno %d\n", err);
+		close(fd[0]);
+		close(fd[1]);
+	}
+	reap(&c);
+	ksft_test_result(ok, "a writer killed during a write of %d pages dies; the range merges again after\n",
+			 BIG_PAGES);
+}
+
 static void test_run2(void)
 {
 	bool ok = true;
@@ -733,6 +776,7 @@ int main(void)
 	test_eperm();
 	test_partly_unmapped();
 	test_race();
+	test_killed_writer();
 	test_run2();
 	test_again();
 	test_restore();
