@@ -23,7 +23,8 @@
 //! - [`merge`]: write-protecting pages, making KSM pages and mapping them (`replace_page`);
 //! - [`unmerge`]: breaking the sharing of KSM pages (`break_ksm`);
 //! - [`rmap`]: the reverse side (`rmap_walk_ksm`, migration, swap-in, memory failure,
-//!   hot-remove).
+//!   hot-remove);
+//! - [`merge_now`]: merging a process's range on demand (`merge_now`, Rust only).
 
 use kernel::{bindings, prelude::*, sync::SetOnce, types::Opaque};
 
@@ -37,6 +38,7 @@ mod items;
 mod ksmd;
 mod merge;
 mod pressure;
+mod merge_now;
 mod registry;
 mod rmap;
 mod scan;

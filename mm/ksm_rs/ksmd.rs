@@ -40,7 +40,7 @@ use kernel::{
 };
 
 /// The most pages one walk of ksmd's scan finds ahead of it.
-const SCAN_AHEAD: usize = 32;
+pub(crate) const SCAN_AHEAD: usize = 32;
 
 /// Forgets the pages found ahead of the cursor and moves the cursor back to the first of them,
 /// to be found again.

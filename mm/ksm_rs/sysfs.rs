@@ -392,6 +392,17 @@ ro_attr!(
     "advisor_pressure_active",
     u32::from(ADVISOR_PRESSURE_ACTIVE.load(Relaxed))
 );
+/// `merge_now` (Rust only): a write-only command, `<pid> <start> <end>`; see
+/// [`crate::merge_now`].
+struct MergeNow;
+impl Attribute for MergeNow {
+    const NAME: &'static CStr = c_str!("merge_now");
+    const WRITABLE: bool = true;
+    const READABLE: bool = false;
+    fn store(s: &CStr) -> Result {
+        crate::merge_now::store(s)
+    }
+}
 
 /// `pages_volatile`: tracked pages in neither tree; never shown negative.
 fn pages_volatile() -> i64 {
@@ -448,5 +459,7 @@ kernel::attribute_group!(
         AdvisorPressureThresPercent,
         AdvisorPressureThresKbytes,
         AdvisorPressureActive,
+        // Rust-only extensions.
+        MergeNow,
     ]
 );

@@ -4,6 +4,7 @@
 #include <linux/memcontrol.h>
 #include <linux/oom.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
 
 __rust_helper int rust_helper_cond_resched(void)
 {
@@ -39,4 +40,9 @@ __rust_helper u64 rust_helper_task_mem_cgroup_id(struct task_struct *task)
 #endif
 	rcu_read_unlock();
 	return id;
+}
+
+__rust_helper int rust_helper_fatal_signal_pending(struct task_struct *p)
+{
+	return fatal_signal_pending(p);
 }

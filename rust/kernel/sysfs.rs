@@ -81,14 +81,26 @@ pub trait Attribute: 'static {
     /// The file name.
     const NAME: &'static CStr;
 
-    /// The file mode: `0o644` for a tunable, `0o444` for a read-only value.
-    const MODE: u16 = if Self::WRITABLE { 0o644 } else { 0o444 };
+    /// The file mode: `0o644` for a tunable, `0o444` for a read-only value, `0o200` for a
+    /// command (write-only).
+    const MODE: u16 = match (Self::READABLE, Self::WRITABLE) {
+        (true, true) => 0o644,
+        (true, false) => 0o444,
+        (false, _) => 0o200,
+    };
 
     /// Whether the file can be written: [`Attribute::store`] is then called.
     const WRITABLE: bool = false;
 
-    /// Writes the value into `buf`, normally followed by a newline.
-    fn show(buf: &mut ShowBuffer) -> Result;
+    /// Whether the file can be read: [`Attribute::show`] is then called. A write-only file
+    /// (a command) has no `show` function: reading it fails with `EIO`, as in C.
+    const READABLE: bool = true;
+
+    /// Writes the value into `buf`, normally followed by a newline. Called only when
+    /// [`Attribute::READABLE`].
+    fn show(_buf: &mut ShowBuffer) -> Result {
+        Err(EIO)
+    }
 
     /// Parses and applies `input`, what userspace wrote (NUL-terminated; it may end with a
     /// newline). Called only when [`Attribute::WRITABLE`].
@@ -160,7 +172,9 @@ impl KobjAttribute {
         let mut attr: bindings::kobj_attribute = unsafe { core::mem::zeroed() };
         attr.attr.name = A::NAME.as_ptr().cast();
         attr.attr.mode = A::MODE;
-        attr.show = Some(show_callback::<A>);
+        if A::READABLE {
+            attr.show = Some(show_callback::<A>);
+        }
         if A::WRITABLE {
             attr.store = Some(store_callback::<A>);
         }

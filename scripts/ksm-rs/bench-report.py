@@ -84,6 +84,11 @@ KEYS = {
                              None),
     "pressure_pages_sharing": ("the same under advisor_mode pressure: the most pages_sharing "
                                "seen (ksm_rs only)", "higher", None),
+    # Rust only: mm/ksm.c has no merge_now, its value is "n/a" (left out, not a failure).
+    "merge_now_seconds": ("two 256 MiB processes of one contents: seconds until merged with "
+                          "one merge_now each, ksmd stopped (Rust only)", "lower", None),
+    "merge_now_ksmd_seconds": ("the same merged by ksmd alone, advisor_mode=scan-time and "
+                               "default tunables", "lower", None),
 }
 REQUIRED = ["merge", "merge_thp", "merge_thp_passes", "unmerge", "cow", "scan_cpu_per_gib",
             "scan_cpu_per_gib_smart", "converge_seconds", "metadata_bytes_per_page",

@@ -81,6 +81,16 @@
  *                                sleep 20 ms: ksmd's CPU over it all and the
  *                                most pages_sharing seen (pressure_*, or
  *                                pressure_always_on_* for none).
+ *   merge_now SIZE_MIB [TIMEOUT] two processes of SIZE_MIB each, of the same
+ *                                contents (every page of its own): seconds
+ *                                until pages_sharing counts 99 % of a
+ *                                process's pages, first with one write of
+ *                                /sys/kernel/mm/ksm/merge_now per process,
+ *                                ksmd stopped (run=0; merge_now_seconds, "n/a"
+ *                                where there is no merge_now: mm/ksm.c), then
+ *                                with ksmd alone at the scan-time advisor's
+ *                                defaults (advisor_mode=scan-time, default
+ *                                tunables; merge_now_ksmd_seconds).
  *   rmap_vmas NVMAS [TIMEOUT]    one KSM page in a region of NVMAS one-page
  *                                VMAs (mprotect() of every other page) of one
  *                                anon_vma: milliseconds of one move_pages()
@@ -90,6 +100,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1457,6 +1468,142 @@ static int cmd_pressure(const char *mode, long pct, double secs, int cycles)
 	return 0;
 }
 
+/* Merging on demand. */
+
+/*
+ * A process holding @size bytes of MADV_MERGEABLE memory of the contents every
+ * holder has (page i: pattern i + 1), until killed; *@addr: where.
+ */
+static pid_t holder(size_t size, unsigned long *addr)
+{
+	int fd[2];
+	pid_t pid;
+
+	if (pipe(fd))
+		die("pipe: %s\n", strerror(errno));
+	fflush(stdout);
+	pid = fork_child();
+	if (!pid) {
+		char *p = map(size);
+		size_t i;
+
+		for (i = 0; i < size; i += page_size)
+			fill_pattern(p + i, i / page_size + 1);
+		if (madvise(p, size, MADV_MERGEABLE))
+			_exit(1);
+		*addr = (unsigned long)p;
+		if (write(fd[1], addr, sizeof(*addr)) != sizeof(*addr))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(fd[1]);
+	if (read(fd[0], addr, sizeof(*addr)) != sizeof(*addr))
+		die("a holder did not start\n");
+	close(fd[0]);
+	return pid;
+}
+
+/* Writes "@pid @start @end" to merge_now: 0 or the write's errno. */
+static int merge_now(pid_t pid, unsigned long start, size_t size)
+{
+	char line[96];
+	int fd, err = 0;
+
+	snprintf(line, sizeof(line), "%d 0x%lx 0x%lx\n", pid, start, start + size);
+	fd = open(KSM "merge_now", O_WRONLY);
+	if (fd < 0)
+		return errno;
+	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line))
+		err = errno;
+	close(fd);
+	return err;
+}
+
+/* Waits until pages_sharing reaches @want: the seconds since @t0, -1 past @timeout. */
+static double wait_sharing(unsigned long want, double t0, double timeout)
+{
+	while (ksm_read("pages_sharing") < want) {
+		if (now() - t0 > timeout)
+			return -1;
+		usleep(2000);
+	}
+	return now() - t0;
+}
+
+static void ksm_set_str(const char *name, const char *v)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), KSM "%s", name);
+	f = fopen(path, "w");
+	if (!f || fprintf(f, "%s", v) < 0 || fclose(f))
+		die("cannot write %s to %s: %s\n", v, path, strerror(errno));
+}
+
+static int cmd_merge_now(size_t mib, double timeout)
+{
+	size_t size = mib * MIB;
+	unsigned long want = size / page_size * 99 / 100, a_addr, b_addr, scans;
+	double t0, t;
+	pid_t a, b;
+	int ea, eb;
+
+	/* ksmd stopped: merge_now alone. */
+	ksm_setup(100, 20, 1);
+	ksm_write("run", 0);
+	if (access(KSM "merge_now", W_OK)) {
+		printf("### bench: merge_now_seconds n/a\n#   no " KSM "merge_now: %s\n",
+		       strerror(errno));
+	} else {
+		a = holder(size, &a_addr);
+		b = holder(size, &b_addr);
+		scans = ksm_read("full_scans");
+		t0 = now();
+		ea = merge_now(a, a_addr, size);
+		eb = merge_now(b, b_addr, size);
+		t = ea || eb ? -1 : wait_sharing(want, t0, timeout);
+		if (t < 0)
+			bench_fail("merge_now_seconds", "errno %d and %d, pages_sharing %lu of %lu\n",
+				   ea, eb, ksm_read("pages_sharing"), want);
+		else
+			printf("### bench: merge_now_seconds %.3f s\n", t);
+		printf("#   merge_now: pages_shared %lu, pages_sharing %lu, full_scans %lu (before: %lu)\n",
+		       ksm_read("pages_shared"), ksm_read("pages_sharing"),
+		       ksm_read("full_scans"), scans);
+		kill(a, SIGKILL);
+		kill(b, SIGKILL);
+		waitpid(a, NULL, 0);
+		waitpid(b, NULL, 0);
+		ksm_write("run", 2);
+	}
+
+	/* ksmd alone, at the scan-time advisor's defaults. */
+	ksm_set_str("advisor_mode", "scan-time");
+	a = holder(size, &a_addr);
+	b = holder(size, &b_addr);
+	scans = ksm_read("full_scans");
+	t0 = now();
+	ksm_write("run", 1);
+	t = wait_sharing(want, t0, timeout);
+	if (t < 0)
+		bench_fail("merge_now_ksmd_seconds", "pages_sharing %lu of %lu after %.0f s\n",
+			   ksm_read("pages_sharing"), want, timeout);
+	else
+		printf("### bench: merge_now_ksmd_seconds %.3f s\n", t);
+	printf("#   ksmd: %lu full scans, pages_to_scan %lu at the end\n",
+	       ksm_read("full_scans") - scans, ksm_read("pages_to_scan"));
+	kill(a, SIGKILL);
+	kill(b, SIGKILL);
+	waitpid(a, NULL, 0);
+	waitpid(b, NULL, 0);
+	ksm_write("run", 2);
+	ksm_set_str("advisor_mode", "none");
+	ksm_setup(100, 20, 1);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	double timeout = 600;
@@ -1510,8 +1657,14 @@ int main(int argc, char **argv)
 	}
 	if (argc == 6 && !strcmp(argv[1], "pressure"))
 		return cmd_pressure(argv[2], atol(argv[3]), atof(argv[4]), atoi(argv[5]));
+	if (argc >= 3 && !strcmp(argv[1], "merge_now")) {
+		if (argc == 4)
+			timeout = atof(argv[3]);
+		if (argc <= 4)
+			return cmd_merge_now(atol(argv[2]), timeout);
+	}
 	fprintf(stderr, "usage: ksm-rs-bench-tool scan SIZE_MIB SMART | converge NPROC SIZE_MIB DUP VOLATILE | merge SIZE_MIB PAGES SLEEP | thp_passes NTHP [TIMEOUT]\n"
-		"       ksm-rs-bench-tool unshare NPROC SIZE_MIB | scan_pages collide|anyseed|random NPAGES | merge_collide[_anyseed] NPAGES | sparse SIZE_GIB SECONDS | rmap_vmas NVMAS  [TIMEOUT]\n"
+		"       ksm-rs-bench-tool unshare NPROC SIZE_MIB | scan_pages collide|anyseed|random NPAGES | merge_collide[_anyseed] NPAGES | sparse SIZE_GIB SECONDS | rmap_vmas NVMAS | merge_now SIZE_MIB  [TIMEOUT]\n"
 		"       ksm-rs-bench-tool pressure none|pressure PERCENT SECONDS CYCLES\n");
 	return 2;
 }

@@ -818,6 +818,7 @@ static void check_default(const char *name, const char *def, bool fresh)
  */
 static const char * const ext_attrs[] = {
 	"merge_scope",
+	"merge_now",		/* ksm_rs_merge_now */
 	"advisor_pressure_interval_millisecs",
 	"advisor_pressure_boost",
 	"advisor_pressure_decay",
