@@ -254,6 +254,18 @@ rw_attr!(
     }
 );
 
+// ksm_rs extensions: files that `mm/ksm.c` does not have, each opt-in (off by default).
+
+rw_attr!(
+    MergeFreshFrame,
+    "merge_fresh_frame",
+    u32::from(MERGE_FRESH_FRAME.load(Relaxed)),
+    |s| {
+        MERGE_FRESH_FRAME.store(kernel::str::kstrtobool(s).map_err(einval)?, Relaxed);
+        Ok(())
+    }
+);
+
 /// `pages_volatile`: tracked pages in neither tree; never shown negative.
 fn pages_volatile() -> i64 {
     let c = &COUNTERS;
@@ -299,5 +311,7 @@ kernel::attribute_group!(
         AdvisorMinPagesToScan,
         AdvisorMaxPagesToScan,
         AdvisorTargetScanTime,
+        // ksm_rs extensions.
+        MergeFreshFrame,
     ]
 );

@@ -48,6 +48,10 @@ pub(crate) static ADVISOR_MAX_PAGES_TO_SCAN: Atomic<u64> = Atomic::new(30000);
 /// `advisor_target_scan_time`: seconds per full scan the advisor aims at.
 pub(crate) static ADVISOR_TARGET_SCAN_TIME: Atomic<u64> = Atomic::new(200);
 
+/// `merge_fresh_frame` (ksm_rs only): a new KSM page is a copy in a newly allocated frame, never
+/// one of the merged pages' frames (see [`crate::fresh`]).
+pub(crate) static MERGE_FRESH_FRAME: Atomic<bool> = Atomic::new(false);
+
 /// The counters shown in sysfs.
 pub(crate) struct Counters {
     /// `pages_scanned`.
