@@ -486,6 +486,15 @@ static const char * const ro_attrs[] = {
 };
 
 #define NR_RO	ARRAY_SIZE(ro_attrs)
+
+/*
+ * Rust-only extensions: files that ksm_rs adds to KSM_DIR and mm/ksm.c does
+ * not have. check_listing() lets them be there (never required); each is
+ * opt-in, off by default, and checked by its own selftest (in brackets).
+ */
+static const char * const rust_extensions[] = {
+	"merge_fresh_frame",	/* ksm_rs_fresh_frame */
+};
 #define NR_INTERPLAY	6
 
 static size_t pagesize;
@@ -838,6 +847,13 @@ static void check_listing(void)
 		for (i = 0; i < NR_RO; i++) {
 			if (!strcmp(de->d_name, ro_attrs[i]))
 				seen_ro[i] = known = true;
+		}
+		for (i = 0; !known && i < ARRAY_SIZE(rust_extensions); i++) {
+			if (!strcmp(de->d_name, rust_extensions[i])) {
+				ksft_print_msg("   Rust-only extension %s\n",
+					       de->d_name);
+				known = true;
+			}
 		}
 		if (!known) {
 			ksft_print_msg("   unexpected entry %s\n", de->d_name);
