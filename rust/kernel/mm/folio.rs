@@ -516,7 +516,9 @@ impl NewFolio {
     pub fn charge(&mut self, mm: &super::Mm) -> crate::error::Result {
         let gfp = bindings::GFP_KERNEL | GFP_NORETRY | GFP_NOWARN;
         // SAFETY: The folio is new and not charged (type invariant); `mm` is a valid mm.
-        crate::error::to_result(unsafe { bindings::mem_cgroup_charge(self.0.as_raw(), mm.as_raw(), gfp) })
+        crate::error::to_result(unsafe {
+            bindings::mem_cgroup_charge(self.0.as_raw(), mm.as_raw(), gfp)
+        })
     }
 
     /// Marks the folio's contents valid (`__folio_mark_uptodate`), after they are written.
@@ -549,7 +551,10 @@ impl NewFolio {
         // SAFETY: The folio is valid and nobody else knows it (type invariant), so the lock-free
         // store races with nothing; an anonymous KSM folio without a node is a state the rest of
         // mm expects (a KSM folio between `try_to_merge_one_page()` and `stable_tree_insert()`).
-        unsafe { self.0.set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize) };
+        unsafe {
+            self.0
+                .set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize)
+        };
         // INVARIANT: Not on an LRU list (invariant of `NewFolio`); the reference moves over.
         UnlistedFolio(self.0)
     }

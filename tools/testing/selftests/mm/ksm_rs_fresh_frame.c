@@ -435,7 +435,7 @@ static void test_in_place(void)
 	shared0 = ksm_ul("pages_shared");
 	sharing0 = ksm_ul("pages_sharing");
 	case_map(&c, NR_SMALL, false);
-	ok = wait_merged(&c, "merge in place");
+	ok = wait_merged(&c, "merge (test 2)");
 	ok &= check_placement(&c, false, shared0, sharing0);
 	case_unmap(&c);
 	ksft_test_result(ok, "%s%d pairs: each KSM page is in one of its candidates' frames\n",
@@ -459,7 +459,7 @@ static void test_fresh(void)
 	shared0 = ksm_ul("pages_shared");
 	sharing0 = ksm_ul("pages_sharing");
 	case_map(&small, NR_SMALL, false);
-	ok = small_merged = wait_merged(&small, "merge into fresh frames");
+	ok = small_merged = wait_merged(&small, "merge (test 3)");
 	ok &= check_placement(&small, rust, shared0, sharing0);
 	if (rust)
 		ksft_test_result(ok, KNOB "=1: %d pairs: each KSM page is in a frame of neither candidate, KPF_KSM, data and counters right\n",
