@@ -37,6 +37,9 @@ KEYS = {
                     "higher", None),
     "merge_pairs_fresh_frame": ("the same with merge_fresh_frame=1 (compare: merge_pairs)",
                                 "higher", None),
+    "merge_pairs_ksmd_cpu": ("ksmd CPU during merge_pairs", "lower", None),
+    "merge_pairs_fresh_frame_ksmd_cpu": ("ksmd CPU during merge_pairs_fresh_frame", "lower",
+                                         None),
     "merge_thp_passes": ("8 THPs, each of 512 equal pages of its own: full scans until all "
                          "are merged", "lower", 1.0),
     "merge_thp_passes_same": ("the same, all 8 THPs of one contents", "lower", 1.0),
@@ -95,7 +98,7 @@ CHECKS = {
 }
 QEMU_KEYS = list(CHECKS)
 # Keys that only ksm_rs can measure (its extensions): "n/a" for mm/ksm.c.
-RUST_ONLY = {"merge_fresh_frame", "merge_pairs_fresh_frame"}
+RUST_ONLY = {"merge_fresh_frame", "merge_pairs_fresh_frame", "merge_pairs_fresh_frame_ksmd_cpu"}
 
 
 def parse(outdir):
