@@ -514,6 +514,11 @@ impl Engine {
         if page.split_folio().is_err() || tree_page.split_folio().is_err() {
             return;
         }
+        if MERGE_FRESH_FRAME.load(Relaxed) {
+            // Both pages go to a copy in a new frame (`merge_fresh_frame`).
+            self.merge_fresh(mm, addr, &page, &tmm, taddr, tree_page);
+            return;
+        }
         // Make this page a KSM page, then map the tree page's address to it.
         let m = self.merge_item(mm, addr, &page, &Target::NewKsm, 1, 0);
         if m.mask == 0 {

@@ -46,6 +46,15 @@ pub(crate) fn hash_page(page: &PageRef, seed: u64) -> Hash {
     })
 }
 
+/// The hash of the contents of a small folio (see [`hash_page`]).
+pub(crate) fn hash_folio(folio: &Folio, seed: u64) -> Hash {
+    folio.with_page_mapped(0, |p| {
+        // SAFETY: `p` is mapped for `PAGE_SIZE` bytes; `xxh64` reads them as plain bytes,
+        // racing writers included, as `calc_checksum()` does.
+        unsafe { bindings::xxh64(p.cast(), PAGE_SIZE, seed) }
+    })
+}
+
 /// A keyed fingerprint of a page's contents: SipHash-2-4 with a secret random key, never 0.
 ///
 /// `xxh64` is fast but not collision resistant, whatever its seed: flipping the top bit of an

@@ -21,6 +21,7 @@
 //! - [`hash`]: the hash and the keyed fingerprint of a page's contents;
 //! - [`unstable`]: the unstable tree; [`stable`]: the stable tree and its chains;
 //! - [`merge`]: write-protecting pages, making KSM pages and mapping them (`replace_page`);
+//! - [`fresh`]: the hardened merge (`merge_fresh_frame`): new KSM pages in fresh frames;
 //! - [`unmerge`]: breaking the sharing of KSM pages (`break_ksm`);
 //! - [`rmap`]: the reverse side (`rmap_walk_ksm`, migration, swap-in, memory failure,
 //!   hot-remove);
@@ -32,6 +33,7 @@ mod abi;
 mod advisor;
 mod domain;
 mod engine;
+mod fresh;
 mod hash;
 mod item;
 mod items;

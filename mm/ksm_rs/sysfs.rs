@@ -404,6 +404,18 @@ impl Attribute for MergeNow {
     }
 }
 
+// `merge_fresh_frame` (ksm_rs only): new KSM pages in newly allocated frames (see
+// `crate::fresh`).
+rw_attr!(
+    MergeFreshFrame,
+    "merge_fresh_frame",
+    u32::from(MERGE_FRESH_FRAME.load(Relaxed)),
+    |s| {
+        MERGE_FRESH_FRAME.store(kernel::str::kstrtobool(s).map_err(einval)?, Relaxed);
+        Ok(())
+    }
+);
+
 /// `pages_volatile`: tracked pages in neither tree; never shown negative.
 fn pages_volatile() -> i64 {
     let c = &COUNTERS;
@@ -459,7 +471,7 @@ kernel::attribute_group!(
         AdvisorPressureThresPercent,
         AdvisorPressureThresKbytes,
         AdvisorPressureActive,
-        // Rust-only extensions.
         MergeNow,
+        MergeFreshFrame,
     ]
 );

@@ -81,6 +81,9 @@ pub(crate) static ADVISOR_PRESSURE_THRES_PERCENT: Atomic<u32> = Atomic::new(20);
 /// `advisor_pressure_thres_kbytes`: ... or below this many kB free, whichever is more
 /// (`KSM_THRES_CONST`).
 pub(crate) static ADVISOR_PRESSURE_THRES_KBYTES: Atomic<u64> = Atomic::new(2048);
+/// `merge_fresh_frame` (ksm_rs only): a new KSM page is a copy in a newly allocated frame, never
+/// one of the merged pages' frames (see [`crate::fresh`]).
+pub(crate) static MERGE_FRESH_FRAME: Atomic<bool> = Atomic::new(false);
 
 /// The counters shown in sysfs.
 pub(crate) struct Counters {

@@ -192,3 +192,21 @@ __rust_helper void rust_helper_count_vm_event(enum vm_event_item item)
 {
 	count_vm_event(item);
 }
+
+__rust_helper struct folio *rust_helper___folio_alloc_node(gfp_t gfp,
+							   unsigned int order,
+							   int nid)
+{
+	return __folio_alloc_node(gfp, order, nid);
+}
+
+__rust_helper int rust_helper_copy_mc_highpage(struct page *to,
+					       struct page *from)
+{
+	return copy_mc_highpage(to, from);
+}
+
+__rust_helper void rust_helper___folio_set_swapbacked(struct folio *folio)
+{
+	__folio_set_swapbacked(folio);
+}

@@ -30,6 +30,16 @@ KEYS = {
     "merge_1024m": ("ksm_tests -P 1 GiB", "higher", 2.0),
     "merge_thp_1024m": ("ksm_tests -H 1 GiB", "higher", 1.0),
     "unmerge_1024m": ("ksm_tests -D 1 GiB", "higher", 1.0),
+    # merge_fresh_frame (a ksm_rs extension; mm/ksm.c has none: n/a).
+    "merge_fresh_frame": ("ksm_tests -P 100 MiB with merge_fresh_frame=1 (compare: merge)",
+                          "higher", None),
+    "merge_pairs": ("ksm_tests -P 100 MiB, max_page_sharing=2: a new KSM page every 2 pages",
+                    "higher", None),
+    "merge_pairs_fresh_frame": ("the same with merge_fresh_frame=1 (compare: merge_pairs)",
+                                "higher", None),
+    "merge_pairs_ksmd_cpu": ("ksmd CPU during merge_pairs", "lower", None),
+    "merge_pairs_fresh_frame_ksmd_cpu": ("ksmd CPU during merge_pairs_fresh_frame", "lower",
+                                         None),
     "merge_thp_passes": ("8 THPs, each of 512 equal pages of its own: full scans until all "
                          "are merged", "lower", 1.0),
     "merge_thp_passes_same": ("the same, all 8 THPs of one contents", "lower", 1.0),
@@ -103,6 +113,8 @@ CHECKS = {
     "qemu_pages_sharing": (lambda v: v > 0, "> 0: two guests with mem-merge=on share pages"),
 }
 QEMU_KEYS = list(CHECKS)
+# Keys that only ksm_rs can measure (its extensions): "n/a" for mm/ksm.c.
+RUST_ONLY = {"merge_fresh_frame", "merge_pairs_fresh_frame", "merge_pairs_fresh_frame_ksmd_cpu"}
 
 
 def parse(outdir):
@@ -232,6 +244,9 @@ def main():
             entry[impl + "_max"] = max(v) if v else None
             entry[impl + "_runs"] = len(v)
             entry[impl + "_failed"] = fails.get((impl, key), 0)
+            if impl == "c" and key in RUST_ONLY and not v and (impl, key) not in fails:
+                cells.append("n/a")
+                continue
             cells.append(f"{fmt(min(v) if v else None)}/{fmt(med)}/{fmt(max(v) if v else None)}"
                          + (f" ({fails[(impl, key)]} failed)" if (impl, key) in fails else ""))
         ratio = None

@@ -443,3 +443,152 @@ impl PageRef {
         Ok(())
     }
 }
+
+/// A `___GFP_*` bit that the bindings only have as a bit number.
+const fn gfp_bit(bit: u32) -> bindings::gfp_t {
+    1 << bit
+}
+
+/// Fail rather than retry hard: at most one round of direct reclaim, and no OOM kill.
+const GFP_NORETRY: bindings::gfp_t = gfp_bit(bindings::___GFP_NORETRY_BIT);
+/// Only on the node asked for, no fallback to other nodes.
+const GFP_THISNODE: bindings::gfp_t = gfp_bit(bindings::___GFP_THISNODE_BIT);
+/// No allocation failure report.
+const GFP_NOWARN: bindings::gfp_t = gfp_bit(bindings::___GFP_NOWARN_BIT);
+
+/// An order-0 folio just allocated, that only its owner knows of (`folio_alloc()` until the
+/// folio is first mapped or published).
+///
+/// Only such a folio may be set up with the non-atomic operations that C uses on new folios
+/// (`__folio_mark_uptodate`, `__folio_set_swapbacked`) and have its `mapping` word written
+/// without the folio lock: nobody else can find it, so nobody races with them. It is consumed
+/// when it becomes something others may find ([`NewFolio::into_ksm`]). Dropping it frees it
+/// (and uncharges it, if it was charged).
+///
+/// # Invariants
+///
+/// `self.0` is an order-0 folio on which we hold the only reference. It is not mapped, not on an
+/// LRU list or in an LRU batch, in neither the page cache nor the swap cache, and no other code
+/// has its address.
+///
+/// It does not deref to [`Folio`]: that would let a caller take another reference on it.
+pub struct NewFolio(ARef<Folio>);
+
+impl NewFolio {
+    /// Allocates an order-0 folio of user memory (`GFP_HIGHUSER_MOVABLE`) on the NUMA node of
+    /// `near` or, unless `this_node_only` (`__GFP_THISNODE`), on the nearest node that has free
+    /// memory (`__folio_alloc_node`). The page allocator chooses the frame.
+    ///
+    /// The allocation gives up rather than tries hard: at most one round of direct reclaim, no
+    /// OOM kill, no warning (`__GFP_NORETRY | __GFP_NOWARN`), as for an optimisation that can
+    /// wait. Fails with `ENOMEM`.
+    pub fn alloc_user_near(near: &Folio, this_node_only: bool) -> crate::error::Result<Self> {
+        let mut gfp = bindings::GFP_HIGHUSER_MOVABLE | GFP_NORETRY | GFP_NOWARN;
+        if this_node_only {
+            gfp |= GFP_THISNODE;
+        }
+        // The node of a referenced folio holds memory: it is online and has a `pg_data_t`.
+        let nid = near.nid();
+        // SAFETY: Any flags may be passed; `nid` is a valid, online node (above).
+        let raw = unsafe { bindings::__folio_alloc_node(gfp, 0, nid) };
+        let raw = NonNull::new(raw.cast::<Folio>()).ok_or(crate::error::code::ENOMEM)?;
+        // INVARIANT: A new folio: ours alone, with one reference, which the `ARef` takes over.
+        // SAFETY: As above.
+        Ok(Self(unsafe { ARef::from_raw(raw) }))
+    }
+
+    /// Copies the contents of `page` into the folio (`copy_mc_highpage`). Other mappings of
+    /// `page` may write it meanwhile: the copy is then of some mix of old and new contents, as a
+    /// `memcpy` racing with them in C. Fails with `EIO` on a memory error in `page` (a machine
+    /// check, which is then reported to memory-failure handling).
+    pub fn copy_from(&mut self, page: &PageRef) -> crate::error::Result {
+        // SAFETY: Both pages are valid: `page` is referenced, the folio is ours (type
+        // invariant); `copy_mc_highpage` maps both and reads the source as plain bytes.
+        if unsafe { bindings::copy_mc_highpage(self.0.page_raw(0), page.as_raw()) } != 0 {
+            return Err(crate::error::code::EIO);
+        }
+        Ok(())
+    }
+
+    /// Charges the folio to the memory cgroup of `mm` (`mem_cgroup_charge`), giving up rather
+    /// than reclaiming hard or invoking the memcg OOM killer (`__GFP_NORETRY`). Fails with
+    /// `ENOMEM` when the cgroup is at its limit. Dropping the folio uncharges it.
+    pub fn charge(&mut self, mm: &super::Mm) -> crate::error::Result {
+        let gfp = bindings::GFP_KERNEL | GFP_NORETRY | GFP_NOWARN;
+        // SAFETY: The folio is new and not charged (type invariant); `mm` is a valid mm.
+        crate::error::to_result(unsafe {
+            bindings::mem_cgroup_charge(self.0.as_raw(), mm.as_raw(), gfp)
+        })
+    }
+
+    /// Marks the folio's contents valid (`__folio_mark_uptodate`), after they are written.
+    pub fn mark_uptodate(&mut self) {
+        // SAFETY: Nobody else knows the folio (type invariant): the non-atomic update races with
+        // nothing.
+        unsafe { bindings::__folio_mark_uptodate(self.0.as_raw()) };
+    }
+
+    /// Marks the folio as backed by swap (`__folio_set_swapbacked`): anonymous memory, which
+    /// reclaim writes to swap, on the anonymous LRU lists.
+    pub fn set_swapbacked(&mut self) {
+        // SAFETY: As in `mark_uptodate`.
+        unsafe { bindings::__folio_set_swapbacked(self.0.as_raw()) };
+    }
+
+    /// Marks the folio dirty (`folio_set_dirty`), so that reclaim saves its contents (to swap)
+    /// rather than drops them.
+    pub fn set_dirty(&mut self) {
+        // SAFETY: The folio is valid (type invariant).
+        unsafe { bindings::folio_set_dirty(self.0.as_raw()) };
+    }
+
+    /// Makes the folio a KSM folio with no stable node yet: its `mapping` word becomes
+    /// `FOLIO_MAPPING_KSM` (what `folio_set_stable_node(folio, NULL)` stores), which the rest of
+    /// mm handles as a KSM folio whose mappings cannot be found yet (`rmap_walk_ksm()` finds
+    /// none). The caller should have written its contents, marked it up to date, swap-backed
+    /// and dirty first: it is about to be mapped as anonymous memory.
+    pub fn into_ksm(self) -> UnlistedFolio {
+        // SAFETY: The folio is valid and nobody else knows it (type invariant), so the lock-free
+        // store races with nothing; an anonymous KSM folio without a node is a state the rest of
+        // mm expects (a KSM folio between `try_to_merge_one_page()` and `stable_tree_insert()`).
+        unsafe {
+            self.0
+                .set_mapping_word(bindings::FOLIO_MAPPING_KSM as usize)
+        };
+        // INVARIANT: Not on an LRU list (invariant of `NewFolio`); the reference moves over.
+        UnlistedFolio(self.0)
+    }
+}
+
+/// A referenced folio that is on no LRU list and in no LRU batch yet, and that only its owner
+/// may put there ([`UnlistedFolio::add_lru`]): a new folio that may already be mapped, while it
+/// is being set up.
+///
+/// Others may map, unmap, fault on and pin it, but reclaim, compaction and migration, which
+/// start from the LRU lists, cannot see it until it is added. Dropping it drops the reference
+/// only: a folio that stays mapped should be added first, or it stays off the LRU lists for
+/// good (unreclaimable and unmovable).
+///
+/// # Invariants
+///
+/// We hold a reference on `self.0`, which is neither on an LRU list nor in an LRU batch; only
+/// the holder of this value adds it to one (nothing else adds a folio it did not isolate).
+pub struct UnlistedFolio(ARef<Folio>);
+
+impl Deref for UnlistedFolio {
+    type Target = Folio;
+
+    fn deref(&self) -> &Folio {
+        &self.0
+    }
+}
+
+impl UnlistedFolio {
+    /// Puts the folio on the LRU lists (`folio_add_lru`), where reclaim, compaction and
+    /// migration find it, and drops our reference.
+    pub fn add_lru(self) {
+        // SAFETY: The folio is valid and on no LRU list or batch (type invariant), as
+        // `folio_add_lru()` requires; it takes its own reference for the batch.
+        unsafe { bindings::folio_add_lru(self.as_raw()) };
+    }
+}

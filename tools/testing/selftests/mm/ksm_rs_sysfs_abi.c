@@ -486,6 +486,7 @@ static const char * const ro_attrs[] = {
 };
 
 #define NR_RO	ARRAY_SIZE(ro_attrs)
+
 #define NR_INTERPLAY	6
 
 static size_t pagesize;
@@ -819,6 +820,7 @@ static void check_default(const char *name, const char *def, bool fresh)
 static const char * const ext_attrs[] = {
 	"merge_scope",
 	"merge_now",		/* ksm_rs_merge_now */
+	"merge_fresh_frame",	/* ksm_rs_fresh_frame */
 	"advisor_pressure_interval_millisecs",
 	"advisor_pressure_boost",
 	"advisor_pressure_decay",
