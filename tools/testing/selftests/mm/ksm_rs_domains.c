@@ -147,7 +147,7 @@ static bool start_all(const char * const cgroups[], const bool forked[], int sta
 	while (got < n) {
 		pid_t pid;
 
-		if (read(fds[0], &pid, sizeof(pid)) != sizeof(pid))
+		if (read(fds[0], &pid, sizeof(pid)) != sizeof(pid) || pid <= 1)
 			break;
 		procs[nprocs].pid = pid;
 		procs[nprocs++].cgroup = NULL;
@@ -160,8 +160,10 @@ static bool start_all(const char * const cgroups[], const bool forked[], int sta
 /* Kills the processes (and reaps the ones that are our children). */
 static void stop_all(void)
 {
+	/* Never 0 or -1: those would kill the harness too. */
 	for (int i = 0; i < nprocs; i++)
-		kill(procs[i].pid, SIGKILL);
+		if (procs[i].pid > 1)
+			kill(procs[i].pid, SIGKILL);
 	while (waitpid(-1, NULL, 0) > 0)
 		;
 	nprocs = 0;
