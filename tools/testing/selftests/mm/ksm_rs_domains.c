@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -43,6 +44,9 @@ struct proc {
 
 static struct proc procs[MAXPROCS];
 static int nprocs;
+/* The processes we forked ourselves, ready or not. */
+static pid_t kids[MAXPROCS];
+static int nkids;
 
 /* Page i of every process: the same NPAGES different contents. */
 static void fill(char *area)
@@ -88,9 +92,13 @@ static int start(const char *cgroup, bool forked, int ready_fd)
 
 	if (pid < 0)
 		ksft_exit_fail_msg("fork: %s\n", strerror(errno));
+	if (pid > 0 && nkids < MAXPROCS)
+		kids[nkids++] = pid;
 	if (pid == 0) {
 		char *area;
 
+		/* Gone with the test, whatever happens to it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (cgroup)
 			move_self(cgroup);
 		area = mmap(AREA, NPAGES * page_size, PROT_READ | PROT_WRITE,
@@ -107,8 +115,10 @@ static int start(const char *cgroup, bool forked, int ready_fd)
 			if (c < 0)
 				_exit(6);
 			if (c == 0) {
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
 				/* Own frames: a copy-on-write of every page. */
 				fill(area);
+				c = getpid();
 				if (write(ready_fd, &c, sizeof(c)) != sizeof(c))
 					_exit(7);
 				for (;;) {
@@ -117,8 +127,6 @@ static int start(const char *cgroup, bool forked, int ready_fd)
 						_exit(8);
 				}
 			}
-			if (write(ready_fd, &c, sizeof(c)) != sizeof(c))
-				_exit(7);
 		}
 		pid = getpid();
 		if (write(ready_fd, &pid, sizeof(pid)) != sizeof(pid))
@@ -132,7 +140,10 @@ static int start(const char *cgroup, bool forked, int ready_fd)
 	return forked ? 2 : 1;
 }
 
-/* Starts the processes, @n of them all in all, and waits until all are ready. */
+/*
+ * Starts the processes, @n of them all in all, and waits until all are ready:
+ * each writes its own pid when it is.
+ */
 static bool start_all(const char * const cgroups[], const bool forked[], int starts,
 		      int n)
 {
@@ -164,9 +175,12 @@ static void stop_all(void)
 	for (int i = 0; i < nprocs; i++)
 		if (procs[i].pid > 1)
 			kill(procs[i].pid, SIGKILL);
+	for (int i = 0; i < nkids; i++)
+		kill(kids[i], SIGKILL);
 	while (waitpid(-1, NULL, 0) > 0)
 		;
 	nprocs = 0;
+	nkids = 0;
 }
 
 /* The frame of page @i of process @pid's area, 0 if it is not present. */
