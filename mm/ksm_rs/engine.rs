@@ -247,8 +247,12 @@ impl Engine {
         doms.get(id as usize).map_or(0, Domains::current)
     }
 
-    /// The merge domain of tracked mm `mmk`.
+    /// The merge domain of tracked mm `mmk`: 0 at the default scope (`global`), without a
+    /// lookup.
     pub(crate) fn dom_of(&self, mmk: usize) -> u64 {
+        if MERGE_SCOPE.load(Relaxed) == SCOPE_GLOBAL {
+            return 0;
+        }
         self.mms
             .get(&mmk)
             .map_or(0, |m| Self::dom_of_id(&self.doms, u64::from(m.id)))
@@ -499,7 +503,8 @@ impl Engine {
         self.remove_from_tree(mmk, addr);
 
         // Then the unstable tree.
-        let Some((tmm, taddr, mut tree_page)) = self.unstable_search_insert(mmk, addr, &page, hash)
+        let Some((tmm, taddr, mut tree_page)) =
+            self.unstable_search_insert(mmk, addr, &page, hash, dom)
         else {
             return;
         };

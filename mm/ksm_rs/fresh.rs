@@ -74,7 +74,7 @@ fn fresh_ksm_folio(mm: &MmWithUser, page: &PageRef) -> Option<UnlistedFolio> {
 impl Engine {
     /// Merges the scanned page `page` at `addr` of `mm` with the identical unstable tree page
     /// `tree_page` at `taddr` of `tmm` into a new KSM page in a fresh frame, and puts it in the
-    /// stable tree (`merge_fresh_frame=1`). Both pages are small folios.
+    /// stable tree of the pages' merge domain (`merge_fresh_frame=1`). Both pages are small folios.
     ///
     /// Each page is replaced by the copy through [`Target::Ksm`], which compares the contents
     /// again after the page is write-protected and flushed: a page that changed after the copy

@@ -257,8 +257,8 @@ impl Engine {
         true
     }
 
-    /// Searches the unstable tree for a page with the contents of `page`, or inserts the item
-    /// (`unstable_tree_search_insert`).
+    /// Searches the unstable tree of merge domain `dom` for a page with the contents of `page`,
+    /// or inserts the item (`unstable_tree_search_insert`).
     ///
     /// The table is keyed by checksum, and holds one item per checksum in its buckets. When
     /// another page of the same checksum turns out to have other contents, both go to the
@@ -272,9 +272,10 @@ impl Engine {
         addr: usize,
         page: &PageRef,
         hash: Hash,
+        dom: u64,
     ) -> Option<(ARef<MmWithUserAsync>, usize, PageRef)> {
         let nid = page.folio().nid();
-        let tree = tree_of(nid, self.dom_of(mmk));
+        let tree = tree_of(nid, dom);
         let sum = checksum(hash);
         let seq = self.seq;
         let me = self.item_ref(mmk, addr)?;
