@@ -37,9 +37,12 @@ static struct saved_attr saved[] = {
 };
 #define NSAVED ARRAY_SIZE(saved)
 
+/* What a process is, as it reports itself when ready. */
+enum role { ALONE, PARENT, FORK };
+
 struct proc {
 	pid_t pid;
-	const char *cgroup;
+	enum role role;
 };
 
 static struct proc procs[MAXPROCS];
@@ -116,10 +119,11 @@ static int start(const char *cgroup, bool forked, int ready_fd)
 				_exit(6);
 			if (c == 0) {
 				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				struct proc me = { getpid(), FORK };
+
 				/* Own frames: a copy-on-write of every page. */
 				fill(area);
-				c = getpid();
-				if (write(ready_fd, &c, sizeof(c)) != sizeof(c))
+				if (write(ready_fd, &me, sizeof(me)) != sizeof(me))
 					_exit(7);
 				for (;;) {
 					pause();
@@ -128,8 +132,9 @@ static int start(const char *cgroup, bool forked, int ready_fd)
 				}
 			}
 		}
-		pid = getpid();
-		if (write(ready_fd, &pid, sizeof(pid)) != sizeof(pid))
+		struct proc me = { getpid(), forked ? PARENT : ALONE };
+
+		if (write(ready_fd, &me, sizeof(me)) != sizeof(me))
 			_exit(7);
 		for (;;) {
 			pause();
@@ -142,7 +147,7 @@ static int start(const char *cgroup, bool forked, int ready_fd)
 
 /*
  * Starts the processes, @n of them all in all, and waits until all are ready:
- * each writes its own pid when it is.
+ * each writes its pid and role when it is.
  */
 static bool start_all(const char * const cgroups[], const bool forked[], int starts,
 		      int n)
@@ -156,12 +161,11 @@ static bool start_all(const char * const cgroups[], const bool forked[], int sta
 	close(fds[1]);
 	nprocs = 0;
 	while (got < n) {
-		pid_t pid;
+		struct proc p;
 
-		if (read(fds[0], &pid, sizeof(pid)) != sizeof(pid) || pid <= 1)
+		if (read(fds[0], &p, sizeof(p)) != sizeof(p) || p.pid <= 1)
 			break;
-		procs[nprocs].pid = pid;
-		procs[nprocs++].cgroup = NULL;
+		procs[nprocs++] = p;
 		got++;
 	}
 	close(fds[0]);
@@ -318,22 +322,6 @@ static int read_domains(unsigned long long dom[][3], int max, char *scope)
 	return n;
 }
 
-static int ppid_of(pid_t pid)
-{
-	char path[64];
-	int ppid = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (f) {
-		if (fscanf(f, "%*d %*s %*c %d", &ppid) != 1)
-			ppid = 0;
-		fclose(f);
-	}
-	return ppid;
-}
-
 static unsigned long long ino_of(const char *path)
 {
 	struct stat st;
@@ -486,20 +474,12 @@ static void test_process(void)
 	if (ok)
 		expect(&ok, wait_merged(NPAGES, NPAGES), "not merged as one pair\n");
 	if (ok) {
-		/* The fork is the one whose parent is not us; the lone one is neither it nor its parent. */
+		/* Each process said what it is. */
 		for (int i = 0; i < 3; i++) {
-			if (ppid_of(procs[i].pid) != getpid()) {
-				pair[0] = i;
-				np++;
-			}
-		}
-		for (int i = 0; np == 1 && i < 3; i++) {
-			if (i == pair[0])
-				continue;
-			if (procs[i].pid == ppid_of(procs[pair[0]].pid))
-				pair[np++] = i;
-			else
+			if (procs[i].role == ALONE)
 				lone = i;
+			else
+				pair[np++ & 1] = i;
 		}
 		expect(&ok, np == 2 && lone >= 0, "could not tell the processes apart\n");
 		if (ok) {

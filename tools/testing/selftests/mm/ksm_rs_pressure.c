@@ -464,8 +464,15 @@ static void test_phases(bool mode_ok)
 	ksft_test_result(ok, "short: free < thres: started, boosted by %d to %d, pages_scanned moves\n",
 			 BOOST, MAX_PAGES);
 
-	/* plenty: the child gone; decay to the minimum, then stop. */
+	/*
+	 * plenty: the child gone; decay to the minimum, then stop. Its memory
+	 * comes back when its address space is torn down, which may finish
+	 * after waitpid() (mmput_async() when ksmd held the last reference):
+	 * wait for it, 60 s at most.
+	 */
 	stop_hog();
+	for (int i = 0; i < 600 && free_kb() <= thres_kb(); i++)
+		usleep(100000);
 	f = free_kb();
 	ksft_print_msg("plenty: free %lu kB, thres %lu kB\n", f, thres_kb());
 	ok = f > thres_kb();
