@@ -151,19 +151,10 @@ static void on_alarm(int sig)
 		"pages_shared", "pages_sharing", "pages_unshared",
 		"pages_volatile", "full_scans",
 	};
-	size_t i;
 
 	(void)sig;
-	put_str("\n# watchdog:");
-	for (i = 0; i < ARRAY_SIZE(attrs); i++)
-		raw_sysfs_print(attrs[i]);
-	put_str("\nBail out! watchdog: the test did not end in time, stuck in: ");
-	put_str(stage);
-	put_str("\n");
-	raw_sysfs_write("run", "2");
-	for (i = 0; i < ARRAY_SIZE(saved_attrs); i++)
-		if (saved_attrs[i].saved)
-			raw_sysfs_write(saved_attrs[i].name, saved_attrs[i].val);
+	watchdog_report(attrs, ARRAY_SIZE(attrs), stage);
+	watchdog_restore(saved_attrs, ARRAY_SIZE(saved_attrs));
 	_exit(KSFT_FAIL);
 }
 

@@ -84,6 +84,23 @@ static void move_self(const char *cgroup)
 }
 
 /*
+ * A started process: tells @ready_fd its pid and @role, then waits to be
+ * killed, checking @area whenever a signal wakes it.
+ */
+static __noreturn void serve(int ready_fd, enum role role, char *area)
+{
+	struct proc me = { getpid(), role };
+
+	if (write(ready_fd, &me, sizeof(me)) != sizeof(me))
+		_exit(7);
+	for (;;) {
+		pause();
+		if (!check_area(area))
+			_exit(8);
+	}
+}
+
+/*
  * Starts a process (in @cgroup if not NULL) with the NPAGES pages, mergeable,
  * which tells @ready_fd when it is ready and then waits to be killed; with
  * @forked, it forks a second one first, which writes its own copy of the
@@ -119,28 +136,12 @@ static int start(const char *cgroup, bool forked, int ready_fd)
 				_exit(6);
 			if (c == 0) {
 				prctl(PR_SET_PDEATHSIG, SIGKILL);
-				struct proc me = { getpid(), FORK };
-
 				/* Own frames: a copy-on-write of every page. */
 				fill(area);
-				if (write(ready_fd, &me, sizeof(me)) != sizeof(me))
-					_exit(7);
-				for (;;) {
-					pause();
-					if (!check_area(area))
-						_exit(8);
-				}
+				serve(ready_fd, FORK, area);
 			}
 		}
-		struct proc me = { getpid(), forked ? PARENT : ALONE };
-
-		if (write(ready_fd, &me, sizeof(me)) != sizeof(me))
-			_exit(7);
-		for (;;) {
-			pause();
-			if (!check_area(area))
-				_exit(8);
-		}
+		serve(ready_fd, forked ? PARENT : ALONE, area);
 	}
 	return forked ? 2 : 1;
 }

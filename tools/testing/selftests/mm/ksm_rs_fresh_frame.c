@@ -85,57 +85,28 @@ static void on_alarm(int sig)
 	static const char *const attrs[] = {
 		"pages_shared", "pages_sharing", "pages_unshared", "full_scans",
 	};
-	size_t i;
 
 	(void)sig;
-	put_str("\n# watchdog:");
-	for (i = 0; i < ARRAY_SIZE(attrs); i++)
-		raw_sysfs_print(attrs[i]);
-	put_str("\nBail out! watchdog: the test did not end in time, stuck in: ");
-	put_str(stage);
-	put_str("\n");
-	raw_sysfs_write("run", "2");
-	for (i = 0; i < ARRAY_SIZE(saved_attrs); i++)
-		if (saved_attrs[i].saved)
-			raw_sysfs_write(saved_attrs[i].name, saved_attrs[i].val);
+	watchdog_report(attrs, ARRAY_SIZE(attrs), stage);
+	watchdog_restore(saved_attrs, ARRAY_SIZE(saved_attrs));
 	_exit(KSFT_FAIL);
 }
 
 /* ---- waits ---- */
 
-struct wait {
-	long full0;
-	unsigned long start;
-};
-
-static void wait_start(struct wait *w, const char *what)
+static void wait_start(struct scan_wait *w, const char *what)
 {
 	stage = what;
-	w->full0 = ksm_get_full_scans();
-	w->start = now_ms();
-}
-
-/* Full scans that started after wait_start() and ended. */
-static long wait_scans(const struct wait *w)
-{
-	long full = ksm_get_full_scans();
-
-	return full > w->full0 ? full - w->full0 - 1 : 0;
+	scan_wait_start(w);
 }
 
 /* Sleeps a little unless MERGE_SCANS full scans or WAIT_CAP_MS passed. */
-static bool wait_more(const struct wait *w)
+static bool wait_more(const struct scan_wait *w)
 {
-	if (now_ms() - w->start >= WAIT_CAP_MS || wait_scans(w) >= MERGE_SCANS)
+	if (now_ms() - w->start >= WAIT_CAP_MS || scan_wait_scans(w) >= MERGE_SCANS)
 		return false;
 	usleep(10000);
 	return true;
-}
-
-static void wait_note(const struct wait *w, const char *what)
-{
-	ksft_print_msg("%s: %lu ms, %ld full scans\n", what,
-		       now_ms() - w->start, wait_scans(w));
 }
 
 /*
@@ -146,14 +117,14 @@ static void wait_note(const struct wait *w, const char *what)
 static bool wait_counters(unsigned long shared, unsigned long sharing,
 			  const char *what)
 {
-	struct wait w;
+	struct scan_wait w;
 	bool done;
 
 	wait_start(&w, what);
 	while (!(done = ksm_ul("pages_shared") == shared &&
 			ksm_ul("pages_sharing") == sharing) && wait_more(&w))
 		;
-	wait_note(&w, what);
+	scan_wait_note(&w, what);
 	return done;
 }
 
@@ -314,13 +285,13 @@ static unsigned long groups_merged(const struct case_pages *c)
 
 static bool wait_merged(const struct case_pages *c, const char *what)
 {
-	struct wait w;
+	struct scan_wait w;
 	bool all;
 
 	wait_start(&w, what);
 	while (!(all = groups_merged(c) == c->groups) && wait_more(&w))
 		;
-	wait_note(&w, what);
+	scan_wait_note(&w, what);
 	return all;
 }
 
@@ -588,7 +559,7 @@ static void test_no_leak(long base)
 {
 	long left = -1;
 	bool ok = base >= 0;
-	struct wait w;
+	struct scan_wait w;
 	int cycle;
 
 	expect(&ok, base >= 0, "cannot read /proc/kpageflags\n");
@@ -618,7 +589,7 @@ static void test_no_leak(long base)
 	wait_start(&w, "leak check: frames");
 	while ((left = ksm_frames()) != base && wait_more(&w))
 		usleep(100000);
-	wait_note(&w, "leak check: frames");
+	scan_wait_note(&w, "leak check: frames");
 	expect(&ok, left == base, "%ld KSM frames, %ld before\n", left, base);
 	ksft_test_result(ok, "%d merge + munmap cycles: no KSM frame left (%ld before, %ld after)\n",
 			 NR_CYCLES, base, left);

@@ -723,7 +723,7 @@ static void cleanup(void)
 
 static void on_signal(int sig)
 {
-	raw_sysfs_write("run", "2");
+	watchdog_restore(saved, ARRAY_SIZE(saved));
 	signal(sig, SIG_DFL);
 	raise(sig);
 }

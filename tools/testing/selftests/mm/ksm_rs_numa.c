@@ -136,19 +136,10 @@ static void on_alarm(int sig)
 		"pages_shared", "pages_sharing", "pages_unshared",
 		"stable_node_chains", "stable_node_dups", "full_scans",
 	};
-	size_t i;
 
 	(void)sig;
-	put_str("\n# watchdog:");
-	for (i = 0; i < ARRAY_SIZE(attrs); i++)
-		raw_sysfs_print(attrs[i]);
-	put_str("\nBail out! watchdog: the test did not end in time, stuck in: ");
-	put_str(stage);
-	put_str("\n");
-	raw_sysfs_write("run", "2");
-	for (i = 0; i < ARRAY_SIZE(saved_attrs); i++)
-		if (saved_attrs[i].saved)
-			raw_sysfs_write(saved_attrs[i].name, saved_attrs[i].val);
+	watchdog_report(attrs, ARRAY_SIZE(attrs), stage);
+	watchdog_restore(saved_attrs, ARRAY_SIZE(saved_attrs));
 	if (numa_balancing[0])
 		proc_write(NUMA_BALANCING, numa_balancing);
 	_exit(KSFT_FAIL);
@@ -197,59 +188,37 @@ static long merging_pages(void)
 	return n;
 }
 
-/* A bounded wait: full scans from its start, and time. */
-struct wait {
-	long full0;
-	unsigned long start;
-};
-
-static void wait_start(struct wait *w, const char *what)
+static void wait_start(struct scan_wait *w, const char *what)
 {
 	stage = what;
-	w->full0 = ksm_get_full_scans();
-	w->start = now_ms();
-}
-
-/* Full scans that started after wait_start() and ended. */
-static long wait_scans(const struct wait *w)
-{
-	long full = ksm_get_full_scans();
-
-	/* The scan running at wait_start() may have passed our pages. */
-	return full > w->full0 ? full - w->full0 - 1 : 0;
+	scan_wait_start(w);
 }
 
 /*
  * Sleeps a little, unless @scans full scans and @min_ms passed since
  * wait_start(), or WAIT_CAP_MS: whether to go on waiting.
  */
-static bool wait_more(const struct wait *w, long scans, unsigned long min_ms)
+static bool wait_more(const struct scan_wait *w, long scans, unsigned long min_ms)
 {
 	unsigned long waited = now_ms() - w->start;
 
 	if (waited >= WAIT_CAP_MS)
 		return false;
-	if (wait_scans(w) >= scans && waited >= min_ms)
+	if (scan_wait_scans(w) >= scans && waited >= min_ms)
 		return false;
 	usleep(10000);
 	return true;
 }
 
 /* Two more full scans, within MERGE_SCANS of wait_start(). */
-static void settle(const struct wait *w)
+static void settle(const struct scan_wait *w)
 {
-	long until = wait_scans(w) + 2;
+	long until = scan_wait_scans(w) + 2;
 
 	if (until > MERGE_SCANS)
 		until = MERGE_SCANS;
 	while (wait_more(w, until, 0))
 		;
-}
-
-static void wait_note(const struct wait *w, const char *what)
-{
-	ksft_print_msg("%s: %lu ms, %ld full scans\n", what,
-		       now_ms() - w->start, wait_scans(w));
 }
 
 /* ---- pages ---- */
@@ -409,7 +378,7 @@ static bool migrated;
 static void test_migrate_setup(void)
 {
 	struct counts c;
-	struct wait w;
+	struct scan_wait w;
 	uint64_t pfn0;
 	bool ok = true;
 	int node, st;
@@ -432,7 +401,7 @@ static void test_migrate_setup(void)
 			break;
 	}
 	settle(&w);
-	wait_note(&w, "migrate_nodes: merge on node 0");
+	scan_wait_note(&w, "migrate_nodes: merge on node 0");
 	counts_read(&c);
 	pfn0 = pfn_of(area_a);
 	node = node_of(area_a);
@@ -483,7 +452,7 @@ static void test_migrate_setup(void)
 static void test_migrate_node1(void)
 {
 	struct counts c0, c;
-	struct wait w;
+	struct scan_wait w;
 	bool ok = true;
 
 	if (!migrated) {
@@ -511,7 +480,7 @@ static void test_migrate_node1(void)
 	}
 	/* Two more scans: what merged stays merged. */
 	settle(&w);
-	wait_note(&w, "migrate_nodes: new pages on node 1");
+	scan_wait_note(&w, "migrate_nodes: new pages on node 1");
 	counts_read(&c);
 	ksft_print_msg("new X pages on node 1: B %s; A %s; before %s; now %s\n",
 		       pages_str(area_b, NR_B), pages_str(area_a, NR_A),
@@ -538,7 +507,7 @@ static void test_migrate_node1(void)
 static void test_migrate_node0(void)
 {
 	struct counts c0, c;
-	struct wait w;
+	struct scan_wait w;
 	uint64_t pfn;
 	bool ok = true;
 	int node;
@@ -559,7 +528,7 @@ static void test_migrate_node0(void)
 			break;
 	}
 	settle(&w);
-	wait_note(&w, "migrate_nodes: new pages on node 0");
+	scan_wait_note(&w, "migrate_nodes: new pages on node 0");
 	counts_read(&c);
 	pfn = pfn_of(area_c);
 	node = node_of(area_c);
@@ -665,7 +634,7 @@ static void drop_page(int i)
 static void test_chain_setup(void)
 {
 	struct counts c;
-	struct wait w;
+	struct scan_wait w;
 	bool ok = true;
 
 	if (!ksm_setup("1", "2"))
@@ -680,7 +649,7 @@ static void test_chain_setup(void)
 		if (!wait_more(&w, MERGE_SCANS, 0))
 			break;
 	}
-	wait_note(&w, "chain_prune: merge");
+	scan_wait_note(&w, "chain_prune: merge");
 	ksft_print_msg("Y %s\n", pages_str(area_y, NR_Y));
 	expect_counts(&ok, "chain_prune: merged", NR_GROUPS, NR_GROUPS, 1,
 		      NR_GROUPS);
@@ -699,7 +668,7 @@ static void test_chain_setup(void)
 static void test_chain_freed(void)
 {
 	struct counts c;
-	struct wait w;
+	struct scan_wait w;
 	bool ok = true;
 
 	if (!chain_ok) {
@@ -712,12 +681,12 @@ static void test_chain_freed(void)
 	for (;;) {
 		counts_read(&c);
 		if (counts_are(&c, NR_GROUPS - 1, NR_GROUPS - 1, 1,
-			       NR_GROUPS - 1) && wait_scans(&w) >= 1)
+			       NR_GROUPS - 1) && scan_wait_scans(&w) >= 1)
 			break;
 		if (!wait_more(&w, 3, 0))
 			break;
 	}
-	wait_note(&w, "chain_prune: freed");
+	scan_wait_note(&w, "chain_prune: freed");
 	expect_counts(&ok, "chain_prune: freed", NR_GROUPS - 1, NR_GROUPS - 1,
 		      1, NR_GROUPS - 1);
 	ksft_test_result(ok, "chain_prune: freed: both mappings of a duplicate unmapped (MADV_DONTNEED), its page freed: the duplicate leaves the chain within 3 full scans, no search needed (remove_rmap_item_from_tree finds it stale)\n");
@@ -733,7 +702,7 @@ static void test_chain_freed(void)
 static void test_chain_idle(void)
 {
 	struct iovec iov;
-	struct wait w;
+	struct scan_wait w;
 	bool ok = true;
 	int pipefd[2];
 	ssize_t n;
@@ -754,7 +723,7 @@ static void test_chain_idle(void)
 	wait_start(&w, "chain_prune: idle, page held");
 	while (wait_more(&w, 3, 0))
 		;
-	wait_note(&w, "chain_prune: idle, page held");
+	scan_wait_note(&w, "chain_prune: idle, page held");
 	expect_counts(&ok, "chain_prune: idle, mappings gone, page held",
 		      NR_GROUPS - 2, NR_GROUPS - 2, 1, NR_GROUPS - 1);
 	close(pipefd[0]);
@@ -762,7 +731,7 @@ static void test_chain_idle(void)
 	wait_start(&w, "chain_prune: idle, page freed");
 	while (wait_more(&w, 6, 10 * atoi(PRUNE_MS)))
 		;
-	wait_note(&w, "chain_prune: idle, page freed");
+	scan_wait_note(&w, "chain_prune: idle, page freed");
 	expect_counts(&ok, "chain_prune: idle, page freed", NR_GROUPS - 2,
 		      NR_GROUPS - 2, 1, NR_GROUPS - 1);
 	ksft_test_result(ok, "chain_prune: idle: a duplicate whose page is freed after its last mapping went stays counted over 6 full scans and 10 x stable_node_chains_prune_millisecs while no page searches the stable tree, as in mm/ksm.c\n");
@@ -781,7 +750,7 @@ static void test_chain_paced(void)
 	int live[NR_GROUPS], nr_live = 0, i;
 	unsigned long ms;
 	struct counts c;
-	struct wait w;
+	struct scan_wait w;
 	bool ok = true;
 
 	if (!chain_ok) {
@@ -797,7 +766,7 @@ static void test_chain_paced(void)
 	wait_start(&w, "chain_prune: paced, interval an hour");
 	while (wait_more(&w, 8, 10 * atoi(PRUNE_MS)))
 		;
-	wait_note(&w, "chain_prune: paced, interval an hour");
+	scan_wait_note(&w, "chain_prune: paced, interval an hour");
 	counts_read(&c);
 	ksft_print_msg("Y %s\n", pages_str(area_y, NR_Y));
 	expect_counts(&ok, "chain_prune: paced, searched, interval an hour",
@@ -816,10 +785,10 @@ static void test_chain_paced(void)
 			break;
 	}
 	ms = now_ms() - w.start;
-	wait_note(&w, "chain_prune: paced, interval 100 ms");
+	scan_wait_note(&w, "chain_prune: paced, interval 100 ms");
 	expect(&ok, c.dups == NR_GROUPS - 2,
 	       "the stale duplicate is still counted %lu ms and %ld full scans after stable_node_chains_prune_millisecs=" PRUNE_MS ", with %d pages of other contents searching the stable tree (one chain) at every scan\n",
-	       ms, wait_scans(&w), nr_live);
+	       ms, scan_wait_scans(&w), nr_live);
 	expect_counts(&ok, "chain_prune: paced, searched, interval 100 ms",
 		      NR_GROUPS - 2, 0, 1, NR_GROUPS - 2);
 	ksft_test_result(ok, "chain_prune: paced: pages of other contents search through the chain every scan: the stale duplicate stays while stable_node_chains_prune_millisecs=" PRUNE_NEVER_MS ", goes once it is " PRUNE_MS " (after %lu ms), as mm/ksm.c's chain_prune()\n",

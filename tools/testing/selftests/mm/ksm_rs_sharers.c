@@ -181,19 +181,11 @@ static void on_alarm(int sig)
 	size_t i;
 
 	(void)sig;
-	put_str("\n# watchdog:");
-	for (i = 0; i < ARRAY_SIZE(attrs); i++)
-		raw_sysfs_print(attrs[i]);
-	put_str("\nBail out! watchdog: the test did not end in time, stuck in: ");
-	put_str(stage);
-	put_str("\n");
+	watchdog_report(attrs, ARRAY_SIZE(attrs), stage);
 	for (i = 0; i < NR_CHILDREN; i++)
 		if (children[i].alive && children[i].pid > 0)
 			kill(children[i].pid, SIGKILL);
-	raw_sysfs_write("run", "2");
-	for (i = 0; i < ARRAY_SIZE(saved_attrs); i++)
-		if (saved_attrs[i].saved)
-			raw_sysfs_write(saved_attrs[i].name, saved_attrs[i].val);
+	watchdog_restore(saved_attrs, ARRAY_SIZE(saved_attrs));
 	_exit(KSFT_FAIL);
 }
 

@@ -190,6 +190,33 @@ static inline __printf(3, 4) void expect(bool *ok, bool cond, const char *fmt, .
 	va_end(ap);
 }
 
+/* A bounded wait: the full scans since its start, and the time. */
+struct scan_wait {
+	long full0;
+	unsigned long start;
+};
+
+static inline void scan_wait_start(struct scan_wait *w)
+{
+	w->full0 = ksm_ul("full_scans");
+	w->start = now_ms();
+}
+
+/* Full scans that started after scan_wait_start() and ended. */
+static inline long scan_wait_scans(const struct scan_wait *w)
+{
+	long full = ksm_ul("full_scans");
+
+	/* The scan running at scan_wait_start() may have passed our pages. */
+	return full > w->full0 ? full - w->full0 - 1 : 0;
+}
+
+static inline void scan_wait_note(const struct scan_wait *w, const char *what)
+{
+	ksft_print_msg("%s: %lu ms, %ld full scans\n", what,
+		       now_ms() - w->start, scan_wait_scans(w));
+}
+
 /* The rest is async-signal-safe, for watchdogs: write(2) and no stdio. */
 static inline void put_str(const char *s)
 {
@@ -240,6 +267,37 @@ static inline void raw_sysfs_print(const char *attr)
 	put_str(attr);
 	put_str(" ");
 	put_str(buf);
+}
+
+/*
+ * A watchdog's report: " @attr value" for each of @attrs, then "Bail out!"
+ * with the @stage the test was stuck in.
+ */
+static inline void watchdog_report(const char *const *attrs, size_t n,
+				   const char *stage)
+{
+	size_t i;
+
+	put_str("\n# watchdog:");
+	for (i = 0; i < n; i++)
+		raw_sysfs_print(attrs[i]);
+	put_str("\nBail out! watchdog: the test did not end in time, stuck in: ");
+	put_str(stage);
+	put_str("\n");
+}
+
+/*
+ * A watchdog's clean-up: unmerges everything (run=2), then puts back the
+ * attributes of @attrs that the test changed.
+ */
+static inline void watchdog_restore(const struct saved_attr *attrs, size_t n)
+{
+	size_t i;
+
+	raw_sysfs_write("run", "2");
+	for (i = 0; i < n; i++)
+		if (attrs[i].saved)
+			raw_sysfs_write(attrs[i].name, attrs[i].val);
 }
 
 #endif /* __KSM_RS_UTIL_H */
