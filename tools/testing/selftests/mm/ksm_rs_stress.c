@@ -1952,65 +1952,12 @@ static const char *const fault_dirs[] = {
 	"/sys/kernel/debug/failslab", "/sys/kernel/debug/fail_page_alloc",
 };
 
-static bool write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
-	close(fd);
-	return ok;
-}
-
-static long read_long(const char *path)
-{
-	char buf[64];
-	ssize_t n;
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return LONG_MIN;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return LONG_MIN;
-	buf[n] = '\0';
-	return strtol(buf, NULL, 10);
-}
-
 static bool fault_attr(const char *dir, const char *attr, const char *val)
 {
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, attr);
-	return write_file(path, val);
-}
-
-static pid_t ksmd_pid(void)
-{
-	struct dirent *d;
-	DIR *dir = opendir("/proc");
-	pid_t pid = 0;
-
-	while (dir && !pid && (d = readdir(dir))) {
-		char path[300], comm[32] = "";
-		int fd;
-
-		if (d->d_name[0] < '1' || d->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			continue;
-		if (read(fd, comm, sizeof(comm) - 1) > 0 && !strcmp(comm, "ksmd\n"))
-			pid = atoi(d->d_name);
-		close(fd);
-	}
-	if (dir)
-		closedir(dir);
-	return pid;
+	return write_path(path, val);
 }
 
 static bool ksmd_make_it_fail(bool on)
@@ -2021,7 +1968,7 @@ static bool ksmd_make_it_fail(bool on)
 	if (!pid)
 		return false;
 	snprintf(path, sizeof(path), "/proc/%d/make-it-fail", pid);
-	return write_file(path, on ? "1" : "0");
+	return write_path(path, on ? "1" : "0");
 }
 
 /*
@@ -2108,7 +2055,7 @@ static void op_mem_offline(void)
 	}
 	if (!pid) {
 		alarm(OFFLINE_TIMEOUT_S);
-		_exit(write_file(path, "offline") ? 0 : errno ? errno : 1);
+		_exit(write_path(path, "offline") ? 0 : errno ? errno : 1);
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
 		op_fail(OP_MEM_OFFLINE, EINTR);
@@ -2119,7 +2066,7 @@ static void op_mem_offline(void)
 		op_fail(OP_MEM_OFFLINE, WEXITSTATUS(status));
 		return;
 	}
-	if (!write_file(path, "online")) {
+	if (!write_path(path, "online")) {
 		/*
 		 * A block with a page MADV_HWPOISON poisoned offlines (the page
 		 * is skipped) but is refused online: it stays offline, and no
@@ -2209,7 +2156,7 @@ static void global_op(void)
 			op_unsup(OP_NUMA_BALANCING, errno);
 		else
 			global_result(OP_NUMA_BALANCING,
-				      write_file("/proc/sys/kernel/numa_balancing",
+				      write_path("/proc/sys/kernel/numa_balancing",
 						 nb ? "0" : "1"));
 	} else if (x < 77) {
 		if (nr_mem_blocks > 1)
@@ -2425,7 +2372,7 @@ int main(int argc, char **argv)
 		/* NUMA balancing on (the controller flips it now and then). */
 		numa0 = read_long("/proc/sys/kernel/numa_balancing");
 		if (numa0 != LONG_MIN)
-			write_file("/proc/sys/kernel/numa_balancing", "1");
+			write_path("/proc/sys/kernel/numa_balancing", "1");
 	} else if (ksm_ul("run") != 1) {
 		ksft_print_msg("--no-global and run is %lu: ksmd may not merge\n",
 			       ksm_ul("run"));
@@ -2576,7 +2523,7 @@ int main(int argc, char **argv)
 				      left[j], v);
 		}
 		if (numa0 != LONG_MIN)
-			write_file("/proc/sys/kernel/numa_balancing",
+			write_path("/proc/sys/kernel/numa_balancing",
 				   numa0 ? "1" : "0");
 	}
 

@@ -6,6 +6,7 @@
 #ifndef __KSM_RS_UTIL_H
 #define __KSM_RS_UTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -190,6 +191,49 @@ static inline __printf(3, 4) void expect(bool *ok, bool cond, const char *fmt, .
 	va_end(ap);
 }
 
+/* The number in the file at @path, LONG_MIN if it cannot be read. */
+static inline long read_long(const char *path)
+{
+	char buf[64];
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return LONG_MIN;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return LONG_MIN;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+/* The pid of ksmd, 0 if there is none. */
+static inline pid_t ksmd_pid(void)
+{
+	struct dirent *d;
+	DIR *dir = opendir("/proc");
+	pid_t pid = 0;
+
+	while (dir && !pid && (d = readdir(dir))) {
+		char path[300], comm[32] = "";
+		int fd;
+
+		if (d->d_name[0] < '1' || d->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		if (read(fd, comm, sizeof(comm) - 1) > 0 && !strcmp(comm, "ksmd\n"))
+			pid = atoi(d->d_name);
+		close(fd);
+	}
+	if (dir)
+		closedir(dir);
+	return pid;
+}
+
 /* A bounded wait: the full scans since its start, and the time. */
 struct scan_wait {
 	long full0;
@@ -223,6 +267,21 @@ static inline void put_str(const char *s)
 	ssize_t n = write(STDOUT_FILENO, s, strlen(s));
 
 	(void)n;
+}
+
+/* Writes @val to the file at @path; errno is the write's on failure. */
+static inline bool write_path(const char *path, const char *val)
+{
+	ssize_t len = strlen(val), n;
+	int fd = open(path, O_WRONLY), err;
+
+	if (fd < 0)
+		return false;
+	n = write(fd, val, len);
+	err = errno;
+	close(fd);
+	errno = err;
+	return n == len;
 }
 
 /* sysfs_write() with async-signal-safe calls only. */
