@@ -141,7 +141,8 @@ impl Engine {
             nodes: 1,
             ..Default::default()
         };
-        self.domains.insert(RBTreeNode::new(dom, c, GFP_KERNEL)?);
+        self.domains
+            .insert(RBTreeNode::new(dom, c, crate::scan_gfp())?);
         Ok(())
     }
 

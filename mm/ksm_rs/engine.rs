@@ -268,7 +268,7 @@ impl Engine {
     ) -> Result {
         let mmk = mm_key(mm);
         if self.mms.get(&mmk).is_none() {
-            let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+            let node = RBTreeNodeReservation::new(crate::scan_gfp())?;
             let id = match self.free_ids.pop() {
                 Some(id) => id,
                 None => {
@@ -276,10 +276,10 @@ impl Engine {
                     if id >> (u64::BITS - REF_PAGE_BITS) != 0 {
                         return Err(ENOMEM);
                     }
-                    self.ids.reserve(1, GFP_KERNEL)?;
-                    self.doms.reserve(1, GFP_KERNEL)?;
-                    self.ids.push(0, GFP_KERNEL)?;
-                    self.doms.push(Domains::default(), GFP_KERNEL)?;
+                    self.ids.reserve(1, crate::scan_gfp())?;
+                    self.doms.reserve(1, crate::scan_gfp())?;
+                    self.ids.push(0, crate::scan_gfp())?;
+                    self.doms.push(Domains::default(), crate::scan_gfp())?;
                     id as u32
                 }
             };
@@ -329,7 +329,7 @@ impl Engine {
             if let Some(m) = self.mms.remove(&mmk) {
                 self.ids[m.id as usize] = 0;
                 // Should there be no memory for it, the id is not used again.
-                let _ = self.free_ids.push(m.id, GFP_KERNEL);
+                let _ = self.free_ids.push(m.id, crate::scan_gfp());
             }
         }
     }
@@ -477,7 +477,7 @@ impl Engine {
                     return;
                 };
                 // SAFETY: We hold the KSM folio's lock.
-                if unsafe { n.maps() }.reserve(max, GFP_KERNEL).is_err() {
+                if unsafe { n.maps() }.reserve(max, crate::scan_gfp()).is_err() {
                     return;
                 }
                 drop(g);

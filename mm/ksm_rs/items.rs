@@ -82,8 +82,8 @@ impl<T: Copy> Chunk<T> {
         if len < self.items.capacity() {
             return Ok(());
         }
-        let mut v = KVVec::with_capacity((len + GROW).min(CHUNK_PAGES), GFP_KERNEL)?;
-        v.extend_from_slice(&self.items, GFP_KERNEL)?;
+        let mut v = KVVec::with_capacity((len + GROW).min(CHUNK_PAGES), crate::scan_gfp())?;
+        v.extend_from_slice(&self.items, crate::scan_gfp())?;
         self.items = v;
         Ok(())
     }
@@ -156,9 +156,9 @@ impl<T: Copy> ItemMap<T> {
                     below: [0; WORDS],
                     items: KVVec::new(),
                 },
-                GFP_KERNEL,
+                crate::scan_gfp(),
             )?;
-            let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+            let node = RBTreeNodeReservation::new(crate::scan_gfp())?;
             self.chunks.insert(node.into_node(c, chunk));
         }
         let ch = self.chunk_mut(c).ok_or(ENOMEM)?;

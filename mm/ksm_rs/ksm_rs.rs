@@ -51,6 +51,15 @@ mod tunables;
 mod unmerge;
 mod unstable;
 
+/// The allocation flags of ksmd's bookkeeping (items, trees, tables, a stable node and its list
+/// of mappings), as of `mm/ksm.c`'s rmap items: without memory a page is left for a later scan,
+/// so the allocation neither reclaims hard, nor invokes the OOM killer, nor reports its failure
+/// (under memory pressure, when KSM matters most, each report would be a stack and a Mem-Info).
+#[inline]
+pub(crate) fn scan_gfp() -> kernel::alloc::Flags {
+    GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN
+}
+
 module! {
     type: KsmModule,
     name: "ksm_rs",

@@ -261,7 +261,7 @@ impl Ksm {
     pub(crate) fn scan_mm(&self, mm: &MmWithUser, scanner: &mut Scanner) -> Result<bool> {
         let mut found = core::mem::take(&mut scanner.queue);
         found.clear();
-        found.reserve(SCAN_AHEAD, GFP_KERNEL)?;
+        found.reserve(SCAN_AHEAD, crate::scan_gfp())?;
         let guard = mm.mmap_read_lock();
         let mmk = mm_key(mm);
         let mut seen_mergeable = false;

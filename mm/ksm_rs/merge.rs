@@ -211,7 +211,7 @@ pub(crate) fn merge_run(
     // few hundred bytes, as a `folio_batch`) and in the caller's `pages`, which only the first
     // run ever allocates.
     pages.clear();
-    pages.reserve(MERGE_BATCH, GFP_KERNEL)?;
+    pages.reserve(MERGE_BATCH, crate::scan_gfp())?;
     let mut origs = [Pte::from_raw(bindings::pte_t::default()); MERGE_BATCH];
     let mut guards: [Option<FolioLockGuard<'_>>; MERGE_BATCH] = [const { None }; MERGE_BATCH];
     let mut n = 0;

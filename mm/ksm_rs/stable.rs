@@ -440,7 +440,7 @@ impl Engine {
         let (fp, class) = self.classify(tree, hash, kfolio);
         // Ids count down, so that a subgroup is visited newest first.
         let key = (tree, hash, fp, (u64::MAX >> 1) - self.next_id);
-        let maps = KVVec::with_capacity(2, GFP_KERNEL).ok()?;
+        let maps = KVVec::with_capacity(2, crate::scan_gfp()).ok()?;
         let entry = RBTreeNode::new(
             key,
             StableNode {
@@ -450,7 +450,7 @@ impl Engine {
                 class,
                 maps: UnsafeCell::new(maps),
             },
-            GFP_KERNEL,
+            crate::scan_gfp(),
         )
         .ok()?;
         self.domain_node_added(tree).ok()?;
@@ -508,7 +508,7 @@ impl Engine {
                 class,
                 maps: UnsafeCell::new(KVVec::new()),
             },
-            GFP_KERNEL,
+            crate::scan_gfp(),
         );
         let Ok(entry) = entry else {
             // Stays where it is: found by the pages of its old node's tree only.
@@ -568,7 +568,7 @@ impl Engine {
         let slot = maps.len();
         if self.item(mmk, addr).is_none()
             || u32::try_from(slot).is_err()
-            || maps.push(m, GFP_KERNEL).is_err()
+            || maps.push(m, crate::scan_gfp()).is_err()
         {
             // SAFETY: The caller's reference, which the mapping would have held.
             unsafe { bindings::put_anon_vma(anon_vma) };

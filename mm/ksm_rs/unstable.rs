@@ -107,7 +107,7 @@ impl Engine {
             let want = (self.unstable_peak * 2)
                 .next_power_of_two()
                 .max(MIN_BUCKETS);
-            if let Ok(table) = KVVec::from_elem(0, want, GFP_KERNEL) {
+            if let Ok(table) = KVVec::from_elem(0, want, crate::scan_gfp()) {
                 self.unstable = table;
             }
         }
@@ -120,7 +120,7 @@ impl Engine {
     /// Doubles the unstable table ([`MIN_BUCKETS`] at first) and links its items again.
     fn unstable_grow(&mut self) -> bool {
         let n = (self.unstable.len() * 2).max(MIN_BUCKETS);
-        let Ok(mut table) = KVVec::from_elem(0, n, GFP_KERNEL) else {
+        let Ok(mut table) = KVVec::from_elem(0, n, crate::scan_gfp()) else {
             return false;
         };
         for &head in self.unstable.iter() {
@@ -242,7 +242,7 @@ impl Engine {
     /// fingerprint `fp`, out of its bucket if `linked`; false if there is no memory for it.
     fn collide_insert(&mut self, r: ItemRef, tree: Tree, sum: u32, fp: u64, linked: bool) -> bool {
         let key = (tree, sum, fp, r);
-        let Ok(entry) = RBTreeNode::new(key, (), GFP_KERNEL) else {
+        let Ok(entry) = RBTreeNode::new(key, (), crate::scan_gfp()) else {
             return false;
         };
         if linked {
