@@ -94,10 +94,18 @@ parse_tap() {
 		}
 		next
 	}
-	/^### suite: / { suite = $3; next }
+	/^### suite: / { suite = $3; skipall = ""; next }
 	# The merge-everything pass counts as a comparison (parse_mergeall).
 	suite ~ /^mergeall_/ { next }
-	/^### exit: / { if ($3 != 0 && $3 != 4 && !nres[suite]) print "fail", prefix suite ": exit " $3 " with no result"; next }
+	# A test that cannot run here at all (kselftest.h: "1..0 # SKIP reason").
+	/^1\.\.0 # (SKIP|skip)/ { skipall = $0; sub(/^1\.\.0 # (SKIP|skip) */, "", skipall); next }
+	/^### exit: / {
+		if ($3 == 4 && !nres[suite])
+			print "skip", prefix suite ": " (skipall != "" ? skipall : "exit 4 (skip), no reason given")
+		else if ($3 != 0 && $3 != 4 && !nres[suite])
+			print "fail", prefix suite ": exit " $3 " with no result"
+		next
+	}
 	suite == "" { next }
 	{
 		line = $0
